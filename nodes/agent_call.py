@@ -1,0 +1,68 @@
+"""One agent turn through a chat model, with its trace entry (tokens, seconds, failure).
+
+Every graph's state has a `trace` channel (a list reduced with `operator.add`) of `TraceEntry`
+dicts; the evaluation runner sums tokens from it and writes one run-store step per entry.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from nodes.chat_models import ChatModelConfig, chat_model
+
+
+class TraceEntry(TypedDict):
+    """One agent call, as recorded in graph state and in the run store."""
+
+    agent: str
+    role: str
+    prompt_tokens: int
+    generated_tokens: int
+    seconds: float
+    latent_steps: NotRequired[int]
+    kv_positions: NotRequired[int]
+    failure: NotRequired[str | None]
+    output: NotRequired[str]
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    text: str
+    trace: TraceEntry
+
+
+def usage_of(message: AIMessage) -> tuple[int, int]:
+    """(prompt, generated) token counts reported by the model, 0 when it reported none."""
+    usage = message.usage_metadata or {}
+    return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)
+
+
+def ask(
+    config: ChatModelConfig,
+    messages: list[BaseMessage] | tuple[str, str],
+    *,
+    agent: str,
+    role: str,
+    **extra: Any,
+) -> AgentReply:
+    """Send one chat turn; `messages` is a message list or a (system, user) pair.
+
+    Transport errors propagate so the node's RetryPolicy can retry them; what the reply *says*
+    is the caller's to parse and, when it is unusable, to record as a failure.
+    """
+    if isinstance(messages, tuple):
+        system, user = messages
+        messages = [SystemMessage(system), HumanMessage(user)]
+    started = time.perf_counter()
+    reply = chat_model(config).invoke(messages)
+    seconds = time.perf_counter() - started
+    prompt_tokens, generated_tokens = usage_of(reply)
+    text = reply.text
+    entry = TraceEntry(agent=agent, role=role, prompt_tokens=prompt_tokens,
+                       generated_tokens=generated_tokens, seconds=round(seconds, 4), output=text)
+    entry.update(extra)  # type: ignore[typeddict-item]
+    return AgentReply(text=text, trace=entry)

@@ -1,0 +1,157 @@
+"""Chat models for text agents: the embedded local model or any OpenAI-compatible endpoint.
+
+Text agents (MedAgents experts, debaters, text-MAS agents) talk to a LangChain `BaseChatModel`.
+`LocalChatModel` adapts the latent backend's batched generator, so everything runs offline and
+concurrent calls from parallel graph branches are batched through the model together.
+`chat_model()` builds either kind from a `ChatModelConfig` and caches the instance.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+LOCAL_PREFIX = "local"
+
+
+@dataclass(frozen=True)
+class ChatModelConfig:
+    """Which model answers and how it samples.
+
+    model: "local" for the embedded default, "local:<HF id | folder | .gguf>" for another local
+    model, or a served model name together with `base_url` (OpenAI-compatible endpoint).
+    The API key is read from the environment variable named by `api_key_env` at call time;
+    it is never stored in config, state or the run store.
+    """
+
+    model: str = LOCAL_PREFIX
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 42
+    timeout: float = 600.0
+
+    @property
+    def is_local(self) -> bool:
+        return self.base_url is None
+
+    @property
+    def local_model_ref(self) -> str | None:
+        """The latent backend's model reference (None = embedded default)."""
+        if self.model in (LOCAL_PREFIX, "", None):
+            return None
+        if self.model.startswith(LOCAL_PREFIX + ":"):
+            return self.model[len(LOCAL_PREFIX) + 1 :]
+        return self.model
+
+
+def _message_dicts(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    out = []
+    for message in messages:
+        role = roles.get(message.type)
+        if role is None:
+            raise ValueError(f"LocalChatModel cannot render a {message.type!r} message")
+        out.append({"role": role, "content": message.text})
+    return out
+
+
+class LocalChatModel(BaseChatModel):
+    """A chat model over the latent backend's batched text generator (CPU or CUDA, offline)."""
+
+    model_ref: str | None = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 42
+
+    @property
+    def _llm_type(self) -> str:
+        return "masgraph-local"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_ref": self.model_ref, "max_tokens": self.max_tokens,
+                "temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        from latent_backend import GenerationRequest, get_backend
+
+        backend = get_backend(self.model_ref)
+        request = GenerationRequest(
+            messages=_message_dicts(messages),
+            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            seed=kwargs.get("seed", self.seed),
+            stop=tuple(stop or ()),
+        )
+        started = time.perf_counter()
+        result = backend.submit_generate(request)
+        seconds = time.perf_counter() - started
+        message = AIMessage(
+            content=result.text,
+            usage_metadata={
+                "input_tokens": result.prompt_tokens,
+                "output_tokens": result.generated_tokens,
+                "total_tokens": result.prompt_tokens + result.generated_tokens,
+            },
+            response_metadata={"model_name": backend.model_id, "seconds": seconds,
+                               "finish_reason": result.finish_reason},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+_registered: dict[str, BaseChatModel] = {}
+
+
+def register_chat_model(name: str, model: BaseChatModel) -> None:
+    """Make any LangChain chat model selectable as `ChatModelConfig(model=name)` (tests, plugins)."""
+    _registered[name] = model
+    _build_chat_model.cache_clear()
+
+
+def chat_model(config: ChatModelConfig) -> BaseChatModel:
+    """The chat model for `config`: a registered one by name, else built once per configuration."""
+    if config.model in _registered:
+        return _registered[config.model]
+    return _build_chat_model(config)
+
+
+@lru_cache(maxsize=64)
+def _build_chat_model(config: ChatModelConfig) -> BaseChatModel:
+    if config.is_local:
+        return LocalChatModel(model_ref=config.local_model_ref, max_tokens=config.max_tokens,
+                              temperature=config.temperature, top_p=config.top_p, seed=config.seed)
+    from langchain_openai import ChatOpenAI
+
+    api_key = os.environ.get(config.api_key_env) or "not-needed"  # local servers accept any key
+    return ChatOpenAI(
+        model=config.model,
+        base_url=config.base_url,
+        api_key=api_key,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=config.seed,
+        max_completion_tokens=config.max_tokens,
+        # llama.cpp's server (and some others) ignore max_completion_tokens but honour max_tokens.
+        extra_body={"max_tokens": config.max_tokens},
+        timeout=config.timeout,
+        max_retries=0,  # retries belong to the graph's RetryPolicy, so they are visible there
+    )

@@ -1,0 +1,36 @@
+"""Where masgraph keeps things by default (each overridable by an environment variable)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_dir() -> Path:
+    """Run database and KV-cache files: $MASGRAPH_DATA_DIR, default ~/.local/share/masgraph."""
+    path = Path(os.environ.get("MASGRAPH_DATA_DIR") or Path.home() / ".local" / "share" / "masgraph")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cache_dir() -> Path:
+    """Converted models and realignment matrices: $MASGRAPH_CACHE_DIR, default ~/.cache/masgraph."""
+    path = Path(os.environ.get("MASGRAPH_CACHE_DIR") or Path.home() / ".cache" / "masgraph")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def default_db() -> str:
+    """The default database: $MASGRAPH_DB, else masgraph.db in the data dir."""
+    return os.environ.get("MASGRAPH_DB") or str(data_dir() / "masgraph.db")
+
+
+def is_url(db: str) -> bool:
+    return "://" in db
+
+
+def kv_dir_for(db: str) -> Path:
+    """KV-cache files live beside the SQLite database they belong to (`<db>.kv/`)."""
+    if is_url(db):
+        return data_dir() / "kv"
+    return Path(db).expanduser().resolve().with_name(Path(db).name + ".kv")
