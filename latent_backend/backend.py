@@ -1,0 +1,364 @@
+"""The latent backend: batched text generation and latent rollouts over one causal LM.
+
+Every operation takes a batch of single-sequence requests. Sequences of different lengths are
+left-padded, and the attention mask and explicit position ids are carried through prefill, latent
+steps and decoding, so a batch of N gives the same result as N single runs (up to float
+tolerance). Caches go in and out through the `KVStore` as handles; the batch cache is assembled
+from fresh copies, so no stored entry is ever mutated by a forward pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformers import DynamicCache
+
+from latent_backend.batching import MicroBatcher
+from latent_backend.kv_store import KVHandle, KVStore, LayerKV
+from latent_backend.models import LoadedModel, load_model
+
+Handoff = Literal["all", "sequential", "latent"]
+THINK_OPENER = "<think>"
+RIDGE_LAMBDA = 1e-5
+
+
+class PromptError(ValueError):
+    """A prompt the model cannot take: empty, or longer than its context."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Decode text for one chat, optionally on top of a stored cache (the judger's case)."""
+
+    messages: list[dict[str, str]]
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = 42
+    stop: tuple[str, ...] = ()
+    kv: KVHandle | None = None
+    think: bool = False
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    finish_reason: Literal["stop", "length"]
+    kv_positions: int = 0  # cached positions the prompt was read on top of
+    token_ids: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    """One latent agent: read `messages` on top of `kv`, then think `latent_steps` latent steps.
+
+    handoff: which positions the returned handle keeps -- "all" (cache + prompt + latent),
+    "sequential" (only this agent's prompt + latent positions: sequential_info_only), or
+    "latent" (only the latent positions: latent_only).
+    """
+
+    messages: list[dict[str, str]]
+    namespace: str
+    kv: KVHandle | None = None
+    latent_steps: int = 10
+    realign: bool = True
+    think: bool = False
+    handoff: Handoff = "all"
+
+
+@dataclass
+class RolloutResult:
+    handle: KVHandle
+    prompt_tokens: int
+    latent_steps: int
+    last_hidden: torch.Tensor  # [hidden] of the last step; for tests and analysis, never state
+
+
+@dataclass
+class _Prefix:
+    """A left-padded batch cache assembled from handles."""
+
+    cache: DynamicCache | None
+    mask: torch.Tensor  # [B, P] long
+    next_position: torch.Tensor  # [B] long
+
+
+class LatentBackend:
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.device = loaded.device
+        self.model_id = loaded.model_id
+        # Latent steps need hidden states only: calling the decoder stack skips the LM head.
+        self.decoder = getattr(self.model, self.model.base_model_prefix)
+        self.batcher = MicroBatcher()
+        self._realign: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._realign_lock = threading.Lock()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self.tokenizer.eos_token_id is not None:
+            eos_ids.add(self.tokenizer.eos_token_id)
+        self.eos_ids = sorted(eos_ids)
+        template = self.tokenizer.chat_template or ""
+        self.has_think = THINK_OPENER in template or THINK_OPENER in self.tokenizer.get_vocab()
+
+    # -- prompts ---------------------------------------------------------------------------
+    def render(self, messages: list[dict[str, str]], *, think: bool = False) -> list[int]:
+        """Token ids of a chat rendered with the model's own template, generation prompt on."""
+        if not messages or not any((m.get("content") or "").strip() for m in messages):
+            raise PromptError("empty prompt: every message is empty")
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if think and self.has_think:
+            text += THINK_OPENER
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def count_tokens(self, messages: list[dict[str, str]]) -> int:
+        return len(self.render(messages))
+
+    def _check_length(self, cached: int, prompt: int, extra: int) -> None:
+        limit = self.loaded.max_positions
+        if cached + prompt + extra > limit:
+            raise PromptError(
+                f"prompt too long for {self.model_id}: {prompt} prompt tokens + {cached} cached positions "
+                f"+ {extra} new positions > context length {limit}"
+            )
+
+    # -- realignment ---------------------------------------------------------------------------
+    def realignment(self, realign: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W_a [D, D], target norm): ridge map from output to input space, computed once per model."""
+        with self._realign_lock:
+            if realign not in self._realign:
+                w_in = self.model.get_input_embeddings().weight.detach().float().cpu()
+                target_norm = w_in.norm(dim=1).mean()
+                if realign:
+                    w_out = self.model.get_output_embeddings().weight.detach().float().cpu()
+                    gram = w_out.T @ w_out + RIDGE_LAMBDA * torch.eye(w_out.shape[1])
+                    w_a = torch.linalg.solve(gram, w_out.T @ w_in)
+                else:
+                    w_a = torch.eye(w_in.shape[1])
+                self._realign[realign] = (w_a.to(self.device, self.loaded.dtype),
+                                          target_norm.to(self.device, self.loaded.dtype))
+            return self._realign[realign]
+
+    def _align(self, hidden: torch.Tensor, realign: bool) -> torch.Tensor:
+        w_a, target_norm = self.realignment(realign)
+        aligned = hidden @ w_a
+        return aligned * (target_norm / aligned.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+
+    # -- batch assembly ---------------------------------------------------------------------------
+    def _prefix(self, handles: list[KVHandle | None], store: KVStore | None) -> _Prefix:
+        batch = len(handles)
+        stored = []
+        for handle in handles:
+            if handle is None:
+                stored.append(None)
+            else:
+                if store is None:
+                    raise ValueError("a KV handle was given without a KV store")
+                stored.append(store.get(handle, model_id=self.model_id))
+        width = max((h["positions"] for h in handles if h), default=0)
+        next_position = torch.tensor([h["next_position"] if h else 0 for h in handles], dtype=torch.long)
+        mask = torch.zeros(batch, width, dtype=torch.long)
+        if width == 0:
+            return _Prefix(None, mask, next_position)
+        num_layers = self.model.config.num_hidden_layers
+        reference = next(layers for layers in stored if layers)
+        kv_heads, _, head_dim = reference[0].keys.shape
+        pairs = []
+        for layer in range(num_layers):
+            keys = torch.zeros(batch, kv_heads, width, head_dim, dtype=self.loaded.dtype)
+            values = torch.zeros_like(keys)
+            for row, layers in enumerate(stored):
+                if layers:
+                    length = layers[layer].keys.shape[1]
+                    keys[row, :, width - length:] = layers[layer].keys
+                    values[row, :, width - length:] = layers[layer].values
+            pairs.append((keys.to(self.device), values.to(self.device)))
+        for row, handle in enumerate(handles):
+            if handle:
+                mask[row, width - handle["positions"]:] = 1
+        return _Prefix(DynamicCache(pairs), mask, next_position)
+
+    def _pad_prompts(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(p) for p in prompts)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros(len(prompts), width, dtype=torch.long)
+        for row, prompt in enumerate(prompts):
+            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt):] = 1
+        return ids, mask
+
+    @staticmethod
+    def _positions(start: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
+        # Real tokens continue from each row's next position; pad slots get a harmless copy.
+        positions = start[:, None] + new_mask.cumsum(dim=1) - 1
+        return positions.clamp_min(0) * new_mask + start[:, None] * (1 - new_mask)
+
+    def _forward(self, *, decoder_only: bool, logits_to_keep: int = 1, **inputs: torch.Tensor):
+        for name in ("input_ids", "attention_mask", "position_ids", "inputs_embeds"):
+            if inputs.get(name) is not None:
+                inputs[name] = inputs[name].to(self.device)
+        if decoder_only:
+            return self.decoder(use_cache=True, **inputs)
+        return self.model(use_cache=True, logits_to_keep=logits_to_keep, **inputs)
+
+    # -- latent rollout ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def rollout(self, requests: list[RolloutRequest], store: KVStore) -> list[RolloutResult]:
+        """Run latent agents as one batch; each result's handle is stored in `store`."""
+        if not requests:
+            return []
+        steps = requests[0].latent_steps
+        if any(r.latent_steps != steps or r.realign != requests[0].realign for r in requests):
+            raise ValueError("a rollout batch needs one latent_steps and realign setting")
+        prompts = [self.render(r.messages, think=r.think) for r in requests]
+        for request, prompt in zip(requests, prompts, strict=True):
+            self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), steps)
+        prefix = self._prefix([r.kv for r in requests], store)
+        ids, prompt_mask = self._pad_prompts(prompts)
+        positions = self._positions(prefix.next_position, prompt_mask)
+        mask = torch.cat([prefix.mask, prompt_mask], dim=1)
+        out = self._forward(decoder_only=True, input_ids=ids, attention_mask=mask, position_ids=positions,
+                            past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+        cache = out.past_key_values
+        hidden = out.last_hidden_state[:, -1]
+        next_position = positions[:, -1] + 1
+        ones = torch.ones(len(requests), 1, dtype=torch.long)
+        for _ in range(steps):
+            embeds = self._align(hidden, requests[0].realign)[:, None, :]
+            mask = torch.cat([mask, ones], dim=1)
+            out = self._forward(decoder_only=True, inputs_embeds=embeds, attention_mask=mask,
+                                position_ids=next_position[:, None], past_key_values=cache)
+            cache = out.past_key_values
+            hidden = out.last_hidden_state[:, -1]
+            next_position = next_position + 1
+        prefix_width = prefix.mask.shape[1]
+        results = []
+        for row, request in enumerate(requests):
+            keep = mask[row].bool().clone()
+            if request.handoff in ("sequential", "latent"):
+                keep[:prefix_width] = False
+            if request.handoff == "latent":
+                keep[: mask.shape[1] - steps] = False
+            index = keep.nonzero().squeeze(1).to(self.device)
+            layers = [LayerKV(layer.keys[row].index_select(1, index), layer.values[row].index_select(1, index))
+                      for layer in cache.layers]
+            handle = store.put(layers, model_id=self.model_id, namespace=request.namespace,
+                               parent=request.kv, next_position=int(next_position[row]))
+            results.append(RolloutResult(handle=handle, prompt_tokens=len(prompts[row]), latent_steps=steps,
+                                         last_hidden=hidden[row].float().cpu()))
+        return results
+
+    # -- decoding ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, requests: list[GenerationRequest], store: KVStore | None = None) -> list[GenerationResult]:
+        """Decode text for a batch (greedy at temperature 0, else temperature/top-p, seeded per row)."""
+        if not requests:
+            return []
+        max_new = max(r.max_new_tokens for r in requests)
+        prompts = [self.render(r.messages, think=r.think) for r in requests]
+        for request, prompt in zip(requests, prompts, strict=True):
+            self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens)
+        prefix = self._prefix([r.kv for r in requests], store)
+        ids, prompt_mask = self._pad_prompts(prompts)
+        positions = self._positions(prefix.next_position, prompt_mask)
+        mask = torch.cat([prefix.mask, prompt_mask], dim=1)
+        out = self._forward(decoder_only=False, input_ids=ids, attention_mask=mask, position_ids=positions,
+                            past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+        generators = [self._generator(r.seed) for r in requests]
+        batch = len(requests)
+        tokens: list[list[int]] = [[] for _ in range(batch)]
+        finished = [False] * batch
+        next_position = positions[:, -1] + 1
+        ones = torch.ones(batch, 1, dtype=torch.long)
+        eos = torch.tensor(self.eos_ids, dtype=torch.long)
+        for step in range(max_new):
+            logits = out.logits[:, -1].float().cpu()
+            chosen = [self._choose(logits[row], requests[row], generators[row]) for row in range(batch)]
+            for row, token in enumerate(chosen):
+                if finished[row]:
+                    continue
+                if token in self.eos_ids:
+                    finished[row] = True
+                    continue
+                tokens[row].append(token)
+                if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(tokens[row], requests[row]):
+                    finished[row] = True
+            if all(finished) or step == max_new - 1:
+                break
+            feed = torch.tensor([[t if not done else int(eos[0])] for t, done in zip(chosen, finished, strict=True)])
+            mask = torch.cat([mask, ones], dim=1)
+            out = self._forward(decoder_only=False, input_ids=feed, attention_mask=mask,
+                                position_ids=next_position[:, None], past_key_values=out.past_key_values)
+            next_position = next_position + 1
+        results = []
+        for row, request in enumerate(requests):
+            text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
+            reason: Literal["stop", "length"] = "length"
+            if len(tokens[row]) < request.max_new_tokens or self._hit_stop(tokens[row], request):
+                reason = "stop"
+            for stop in request.stop:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            results.append(GenerationResult(text=text.strip(), prompt_tokens=len(prompts[row]),
+                                            generated_tokens=len(tokens[row]), finish_reason=reason,
+                                            kv_positions=request.kv["positions"] if request.kv else 0,
+                                            token_ids=tokens[row]))
+        return results
+
+    @staticmethod
+    def _generator(seed: int | None) -> torch.Generator:
+        generator = torch.Generator()
+        generator.manual_seed(0 if seed is None else int(seed))
+        return generator
+
+    @staticmethod
+    def _choose(logits: torch.Tensor, request: GenerationRequest, generator: torch.Generator) -> int:
+        if request.temperature <= 0:
+            return int(logits.argmax())
+        probs = torch.softmax(logits / request.temperature, dim=-1)
+        if request.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)
+            keep = sorted_probs.cumsum(0) - sorted_probs < request.top_p
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
+        return int(torch.multinomial(probs, 1, generator=generator))
+
+    def _hit_stop(self, tokens: list[int], request: GenerationRequest) -> bool:
+        if not request.stop:
+            return False
+        tail = self.tokenizer.decode(tokens[-16:], skip_special_tokens=True)
+        return any(stop and stop in tail for stop in request.stop)
+
+    # -- batched entry points for concurrent callers ---------------------------------------------
+    def submit_generate(self, request: GenerationRequest, store: KVStore | None = None) -> GenerationResult:
+        key = ("generate", request.max_new_tokens, request.temperature > 0, id(store))
+        return self.batcher.submit(key, request, lambda batch: self.generate(batch, store))
+
+    def submit_rollout(self, request: RolloutRequest, store: KVStore) -> RolloutResult:
+        key = ("rollout", request.latent_steps, request.realign, id(store))
+        return self.batcher.submit(key, request, lambda batch: self.rollout(batch, store))
+
+
+_backends: dict[str, LatentBackend] = {}
+_backends_lock = threading.Lock()
+
+
+def get_backend(model_ref: str | None = None) -> LatentBackend:
+    """The process-wide backend for a model reference (None: $MASGRAPH_MODEL or the embedded default)."""
+    key = model_ref or ""
+    with _backends_lock:
+        if key not in _backends:
+            _backends[key] = LatentBackend(load_model(model_ref))
+        return _backends[key]
+
+
+def configure_batching(max_batch: int, max_wait_s: float | None = None, model_ref: str | None = None) -> None:
+    """Let up to `max_batch` concurrent calls share one forward pass (evaluation --batch-size)."""
+    get_backend(model_ref).batcher.configure(max_batch=max_batch, max_wait_s=max_wait_s)
