@@ -127,6 +127,10 @@ def register_chat_model(name: str, model: BaseChatModel) -> None:
     _build_chat_model.cache_clear()
 
 
+def is_registered(name: str | None) -> bool:
+    return name is not None and name in _registered
+
+
 def chat_model(config: ChatModelConfig) -> BaseChatModel:
     """The chat model for `config`: a registered one by name, else built once per configuration."""
     if config.model in _registered:

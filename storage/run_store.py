@@ -1,0 +1,288 @@
+"""The run store: evaluation runs, their items, per-agent steps and results (SQLAlchemy).
+
+SQLite by default (the same file as the checkpoints), PostgreSQL by URL with the optional extra.
+An item is written in one transaction with its steps, and (run_id, item_id) is unique, so a
+resumed run can neither lose nor duplicate an item.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from storage.paths import default_db, is_url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = "mg_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str | None] = mapped_column(Text)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    total_items: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
+    items: Mapped[list[Item]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    results: Mapped[list[Result]] = relationship(cascade="all, delete-orphan")
+
+
+class Item(Base):
+    __tablename__ = "mg_items"
+    __table_args__ = (UniqueConstraint("run_id", "item_id", name="uq_item_per_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("mg_runs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int] = mapped_column(Integer)
+    group: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # done | failed
+    question: Mapped[str | None] = mapped_column(Text)
+    gold: Mapped[Any] = mapped_column(JSON)
+    prediction: Mapped[str | None] = mapped_column(Text)
+    correct: Mapped[bool | None] = mapped_column(Boolean)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    generated_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    run: Mapped[Run] = relationship(back_populates="items")
+    steps: Mapped[list[Step]] = relationship(cascade="all, delete-orphan", order_by="Step.seq")
+
+
+class Step(Base):
+    __tablename__ = "mg_steps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_pk: Mapped[int] = mapped_column(ForeignKey("mg_items.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    agent: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    generated_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    latent_steps: Mapped[int | None] = mapped_column(Integer)
+    kv_positions: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    failure: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Result(Base):
+    __tablename__ = "mg_results"
+    __table_args__ = (UniqueConstraint("run_id", "metric", "group", name="uq_result"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("mg_runs.id", ondelete="CASCADE"), index=True)
+    metric: Mapped[str] = mapped_column(String(64))
+    group: Mapped[str] = mapped_column(String(64), default="all")
+    value: Mapped[float] = mapped_column(Float)
+
+
+class Thread(Base):
+    """A single `masgraph run` thread: which graph and options it runs with, for `masgraph resume`."""
+
+    __tablename__ = "mg_threads"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    item: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class RunStoreError(ValueError):
+    pass
+
+
+STEP_COLUMNS = ("agent", "role", "prompt_tokens", "generated_tokens", "latent_steps", "kv_positions",
+                "seconds", "failure")
+
+
+def _url(db: str) -> str:
+    if is_url(db):
+        return db.replace("postgres://", "postgresql+psycopg://").replace("postgresql://", "postgresql+psycopg://")
+    path = Path(db).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class RunStore:
+    def __init__(self, db: str | None = None) -> None:
+        self.db = db or default_db()
+        self.engine = create_engine(_url(self.db))
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # -- runs ------------------------------------------------------------------------------
+    def open_run(self, run_id: str, *, method: str, task: str, data: str | None,
+                 options: dict[str, Any], total_items: int) -> tuple[Run, bool]:
+        """Create the run, or return the existing one to resume (same method and task only)."""
+        with self.session() as session, session.begin():
+            run = session.get(Run, run_id)
+            if run is None:
+                run = Run(id=run_id, method=method, task=task, data=data, options=options,
+                          total_items=total_items, status="running")
+                session.add(run)
+                return run, False
+            if (run.method, run.task) != (method, task):
+                raise RunStoreError(f"run {run_id!r} is a {run.method}/{run.task} run; it cannot be resumed "
+                                    f"as {method}/{task}")
+            run.status = "running"
+            run.total_items = max(run.total_items, total_items)
+            return run, True
+
+    def get_run(self, run_id: str) -> Run:
+        with self.session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunStoreError(f"no run {run_id!r} in {self.db}")
+            return run
+
+    def list_runs(self) -> list[Run]:
+        with self.session() as session:
+            return list(session.scalars(select(Run).order_by(Run.created_at.desc())))
+
+    def finish_run(self, run_id: str, status: str, metrics: dict[tuple[str, str], float]) -> None:
+        with self.session() as session, session.begin():
+            run = session.get(Run, run_id)
+            run.status = status
+            for result in list(run.results):
+                session.delete(result)
+            session.flush()
+            for (metric, group), value in metrics.items():
+                session.add(Result(run_id=run_id, metric=metric, group=group, value=float(value)))
+
+    def results(self, run_id: str) -> dict[tuple[str, str], float]:
+        with self.session() as session:
+            rows = session.scalars(select(Result).where(Result.run_id == run_id))
+            return {(r.metric, r.group): r.value for r in rows}
+
+    def delete_run(self, run_id: str) -> None:
+        with self.session() as session, session.begin():
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunStoreError(f"no run {run_id!r} in {self.db}")
+            session.delete(run)
+
+    # -- single-run threads -------------------------------------------------------------------
+    def save_thread(self, thread_id: str, *, method: str, options: dict[str, Any], item: dict[str, Any]) -> None:
+        with self.session() as session, session.begin():
+            existing = session.get(Thread, thread_id)
+            if existing is not None and existing.method != method:
+                raise RunStoreError(f"thread {thread_id!r} already runs the {existing.method} graph, not {method}")
+            if existing is None:
+                session.add(Thread(id=thread_id, method=method, options=options, item=item))
+
+    def get_thread(self, thread_id: str) -> Thread:
+        with self.session() as session:
+            thread = session.get(Thread, thread_id)
+            if thread is None:
+                raise RunStoreError(f"no thread {thread_id!r} in {self.db} (start it with `masgraph run`)")
+            return thread
+
+    # -- items -----------------------------------------------------------------------------
+    def finished_item_ids(self, run_id: str) -> set[str]:
+        with self.session() as session:
+            query = select(Item.item_id).where(Item.run_id == run_id, Item.status == "done")
+            return set(session.scalars(query))
+
+    def record_item(self, run_id: str, *, item_id: str, position: int, group: str | None, question: str | None,
+                    gold: Any, prediction: str | None, correct: bool | None, record: dict[str, Any],
+                    steps: list[dict[str, Any]], seconds: float, error: str | None = None) -> bool:
+        """Write one finished item and its steps atomically; False if it was already recorded.
+
+        A failed item is replaced when its retry is recorded (resume retries failures).
+        """
+        with self.session() as session, session.begin():
+            query = select(Item).where(Item.run_id == run_id, Item.item_id == item_id)
+            existing = session.scalar(query)
+            if existing is not None:
+                if existing.status == "done":
+                    return False
+                session.delete(existing)
+                session.flush()
+            item = Item(run_id=run_id, item_id=item_id, position=position, group=group, question=question,
+                        gold=gold, prediction=prediction, correct=correct, record=record,
+                        status="failed" if error else "done", error=error, seconds=seconds,
+                        prompt_tokens=sum(int(s.get("prompt_tokens") or 0) for s in steps),
+                        generated_tokens=sum(int(s.get("generated_tokens") or 0) for s in steps))
+            for seq, step in enumerate(steps):
+                known = {k: step.get(k) for k in STEP_COLUMNS}
+                extra = {k: v for k, v in step.items() if k not in STEP_COLUMNS}
+                item.steps.append(Step(seq=seq, **known, extra=extra))
+            session.add(item)
+            return True
+
+    def items(self, run_id: str) -> list[Item]:
+        with self.session() as session:
+            query = select(Item).where(Item.run_id == run_id).order_by(Item.position)
+            return list(session.scalars(query))
+
+    def steps(self, run_id: str, item_id: str) -> list[Step]:
+        with self.session() as session:
+            item_pk = session.scalar(select(Item.id).where(Item.run_id == run_id, Item.item_id == item_id))
+            return list(session.scalars(select(Step).where(Step.item_pk == item_pk).order_by(Step.seq)))
+
+    def iter_export(self, run_id: str) -> Iterator[dict[str, Any]]:
+        self.get_run(run_id)
+        with self.session() as session:
+            query = select(Item).where(Item.run_id == run_id).order_by(Item.position)
+            for item in session.scalars(query):
+                yield {
+                    "run_id": run_id, "item_id": item.item_id, "position": item.position, "group": item.group,
+                    "status": item.status, "question": item.question, "gold": item.gold,
+                    "prediction": item.prediction, "correct": item.correct,
+                    "prompt_tokens": item.prompt_tokens, "generated_tokens": item.generated_tokens,
+                    "seconds": item.seconds, "error": item.error, "record": item.record,
+                    "steps": [{**{k: getattr(s, k) for k in STEP_COLUMNS}, **(s.extra or {})} for s in item.steps],
+                }
+
+    def export_jsonl(self, run_id: str, out: TextIO) -> int:
+        count = 0
+        for row in self.iter_export(run_id):
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            count += 1
+        return count
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
