@@ -1,0 +1,460 @@
+"""MAD debate graph: flow, early stop, judge fallback, tolerant moderator parsing, message sequences,
+human moderator, failures, evaluation method, and resume after a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from graphs.debate import (
+    EVAL_METHOD,
+    DebateContext,
+    build_graph,
+    debate_input,
+    graph,
+)
+from nodes.chat_models import register_chat_model
+from nodes.debate import fill
+from tasks.base import TaskItem
+from tests.fakes import ScriptedChatModel
+
+ROLES = ("base", "affirmative", "negative", "moderator", "judge")
+REPO = Path(__file__).resolve().parents[2]
+TOPIC = "When Alice walks up the hill at 1 m/s and down at 3 m/s, what is her average speed?"
+
+
+def mod(answer: str = "", preference: str | None = None, side: str = "", reason: str = "because",
+        key: str = "debate_answer") -> str:
+    """A moderator reply in the SPEC's JSON format."""
+    preference = preference or ("Yes" if answer else "No")
+    return json.dumps({"Whether there is a preference": preference, "Supported Side": side,
+                       "Reason": reason, key: answer})
+
+
+def judge_json(answer: str, key: str = "debate_answer") -> str:
+    return json.dumps({"Reason": "the judge's reason", key: answer})
+
+
+def players(replies: dict[str, Any], **context: Any) -> tuple[DebateContext, dict[str, ScriptedChatModel]]:
+    """One scripted model per role (lists in call order, or callables), selected by name in the context."""
+    fakes: dict[str, ScriptedChatModel] = {}
+    names: dict[str, str] = {}
+    tag = uuid.uuid4().hex[:8]
+    for role in ROLES:
+        default = {"base": "BASE", "affirmative": "AFF", "negative": "NEG"}.get(role, "")
+        fakes[role] = ScriptedChatModel(replies.get(role), default_reply=default)
+        names[f"{role}_model"] = f"debate-{role}-{tag}"
+        register_chat_model(names[f"{role}_model"], fakes[role])
+    return DebateContext(**names, **context), fakes
+
+
+def numbered(prefix: str):
+    """Replies '<prefix>-<round>', the round being the number of user turns in the player's memory."""
+    return lambda messages: f"{prefix}-{sum(1 for m in messages if m.type == 'human')}"
+
+
+def run(ctx: DebateContext, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    return build_graph().compile().invoke(state or debate_input(TOPIC), context=ctx)
+
+
+def roles_and_texts(call: list[BaseMessage]) -> list[tuple[str, str]]:
+    return [(m.type, m.text) for m in call]
+
+
+# --------------------------------------------------------------------------------------------
+# Flow
+# --------------------------------------------------------------------------------------------
+
+def test_early_stop_in_round_one() -> None:
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
+                          "moderator": [mod("1.5", side="Negative")]})
+    state = run(ctx)
+    record = state["record"]
+    assert [fakes[r].call_count for r in ROLES] == [1, 1, 1, 1, 0]
+    assert record["rounds"] == 1 and state["round"] == 1
+    assert record["decided_by"] == "moderator"
+    assert record["success"] is True
+    assert record["debate_answer"] == "1.5"
+    assert record["Supported Side"] == "Negative" and record["Reason"] == "because"
+    assert record["base_answer"] == "BASE" and record["debate_topic"] == TOPIC
+    for key in ("start_time", "end_time", "model_name", "temperature", "config", "players", "tokens",
+                "failures"):
+        assert key in record
+    assert set(record["players"]) == {"Baseline", "Affirmative side", "Negative side", "Moderator"}
+    assert record["failures"] == []
+    # tokens come from the trace (the fake reports word counts)
+    trace = state["trace"]
+    assert len(trace) == 4
+    assert record["tokens"]["total"] == sum(e["prompt_tokens"] + e["generated_tokens"] for e in trace) > 0
+
+
+def test_stops_in_round_three() -> None:
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
+                          "moderator": [mod(), mod(), mod("1.5", side="Negative")]})
+    record = run(ctx)["record"]
+    assert [fakes[r].call_count for r in ROLES] == [1, 3, 3, 3, 0]
+    assert record["rounds"] == 3 and record["decided_by"] == "moderator"
+    assert record["debate_answer"] == "1.5"
+    assert len(record["players"]["Moderator"]) == 1 + 2 * 3  # system + (event, reply) per round
+
+
+def test_judge_fallback_sees_last_round() -> None:
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
+                          "moderator": [mod(), mod(), mod()],
+                          "judge": ["candidates: 1.5 and 2", judge_json("1.5")]})
+    record = run(ctx)["record"]
+    assert [fakes[r].call_count for r in ROLES] == [1, 3, 3, 3, 2]
+    assert record["decided_by"] == "judge" and record["success"] is True
+    assert record["debate_answer"] == "1.5" and record["Reason"] == "the judge's reason"
+    first_judge_prompt = fakes["judge"].calls[0][-1].text
+    assert "AFF-3" in first_judge_prompt and "NEG-3" in first_judge_prompt
+    assert "AFF-1" not in first_judge_prompt
+    assert len(record["players"]["Judge"]) == 5  # system, candidates q/a, decision q/a
+
+
+def test_judge_can_see_first_round_like_the_original() -> None:
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
+                          "moderator": [mod(), mod()], "judge": ["c", judge_json("2")]},
+                         max_rounds=2, judge_sees="first_round")
+    run(ctx)
+    first_judge_prompt = fakes["judge"].calls[0][-1].text
+    assert "AFF-1" in first_judge_prompt and "NEG-1" in first_judge_prompt
+    assert "AFF-2" not in first_judge_prompt
+
+
+def test_preference_rule_and_answer_rule_differ() -> None:
+    # "No" preference but an answer: the original's rule (answer) stops; the preference rule does not.
+    replies = {"moderator": [mod("2", preference="No"), mod("1.5", preference="Yes")]}
+    ctx, fakes = players(replies)
+    assert run(ctx)["record"]["rounds"] == 1
+    ctx, fakes = players(replies, early_stop="preference")
+    record = run(ctx)["record"]
+    assert record["rounds"] == 2 and record["debate_answer"] == "1.5"
+
+
+def test_judge_failure_leaves_no_answer() -> None:
+    ctx, _ = players({"moderator": [mod()], "judge": ["c", "no json", "still no json"]}, max_rounds=1)
+    state = run(ctx)
+    record = state["record"]
+    assert record["success"] is False and record["debate_answer"] == "" and record["decided_by"] is None
+    assert [f["node"] for f in record["failures"]] == ["judge_decide"]
+    outcome = EVAL_METHOD.outcome(TaskItem(id="x", question=TOPIC, gold=["1.5"]), state, {"task": "ciar"})
+    assert outcome.prediction is None and outcome.correct is False and outcome.error
+
+
+# --------------------------------------------------------------------------------------------
+# Tolerant, safe moderator parsing inside the graph
+# --------------------------------------------------------------------------------------------
+
+def test_unparseable_moderator_retries_once_then_fails_the_round() -> None:
+    fenced = "Here is my verdict:\n```json\n" + mod("1.5", side="Negative") + "\n```\nThanks."
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
+                          "moderator": ["I think both are fine.", "Still no JSON, sorry.",  # round 1
+                                        "Let me think...", fenced]})                     # round 2
+    state = run(ctx)
+    record = state["record"]
+    assert fakes["moderator"].call_count == 4
+    # the retry repeats the exchange and adds a reminder of the format
+    retry_call = fakes["moderator"].calls[1]
+    assert retry_call[-2].text == "I think both are fine."
+    assert "JSON" in retry_call[-1].text and "debate_answer" in retry_call[-1].text
+    assert [(f["node"], f["round"], f["kind"]) for f in record["failures"]] == [("moderator", 1, "unparseable")]
+    assert record["rounds"] == 2 and record["decided_by"] == "moderator"
+    assert record["debate_answer"] == "1.5"
+    assert [v["ok"] for v in state["verdicts"]] == [False, True]
+    assert sum(1 for e in state["trace"] if e.get("failure")) == 3
+
+
+def test_moderator_python_code_is_never_executed(tmp_path: Path) -> None:
+    marker = Path("/tmp/pwned_xyz")
+    if marker.exists():
+        marker.unlink()
+    local_marker = tmp_path / "pwned"
+    payloads = [
+        "__import__('os').system('touch /tmp/pwned_xyz')",
+        f"{{'debate_answer': __import__('os').system('touch {local_marker}')}}",
+        "{'Whether there is a preference': 'Yes', 'debate_answer': exec(\"open('/tmp/pwned_xyz','w')\")}",
+        "__import__('os').system('touch /tmp/pwned_xyz')",
+    ]
+    ctx, fakes = players({"moderator": payloads, "judge": ["c", judge_json("1.5")]}, max_rounds=2)
+    state = run(ctx)
+    assert not marker.exists() and not local_marker.exists()
+    record = state["record"]
+    assert [(f["node"], f["kind"]) for f in record["failures"]] == [("moderator", "unparseable")] * 2
+    assert record["failures"][0]["raw"] == payloads[1]
+    assert record["decided_by"] == "judge" and record["debate_answer"] == "1.5"
+
+
+def test_python_style_verdict_is_accepted() -> None:
+    reply = "Verdict: {'Whether there is a preference': True, 'Supported Side': 'negative side', " \
+            "'Reason': \"it's 3/2\", 'debate_answer': 1.5,}"
+    ctx, _ = players({"moderator": [reply]})
+    record = run(ctx)["record"]
+    assert record["debate_answer"] == "1.5" and record["Supported Side"] == "Negative"
+
+
+# --------------------------------------------------------------------------------------------
+# What each player is told (SPEC §3)
+# --------------------------------------------------------------------------------------------
+
+def test_message_sequences_match_spec() -> None:
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
+                          "moderator": ["MOD-1", "MOD-1b", mod()],
+                          "judge": ["CANDIDATES", judge_json("1.5")]}, max_rounds=2)
+    state = run(ctx)
+    p = state["record"]["config"]
+    assert "##" not in p["player_meta_prompt"] and TOPIC in p["player_meta_prompt"]
+    assert "BASE" in p["affirmative_prompt"]
+
+    base = fakes["base"].calls
+    assert [roles_and_texts(c) for c in base] == [[("human", p["base_prompt"])]]
+    assert TOPIC in p["base_prompt"]
+
+    aff = [roles_and_texts(c) for c in fakes["affirmative"].calls]
+    assert aff[0] == [("system", p["player_meta_prompt"]), ("human", p["affirmative_prompt"])]
+    assert aff[1] == aff[0] + [("ai", "AFF-1"), ("human", fill(p["debate_prompt"], oppo_ans="NEG-1"))]
+    assert "NEG-1" in aff[1][-1][1] and "agree with my perspective" in aff[1][-1][1]
+
+    neg = [roles_and_texts(c) for c in fakes["negative"].calls]
+    assert neg[0] == [("system", p["player_meta_prompt"]), ("human", fill(p["negative_prompt"], aff_ans="AFF-1"))]
+    assert "AFF-1" in neg[0][1][1] and "disagree" in neg[0][1][1]
+    assert neg[1] == neg[0] + [("ai", "NEG-1"), ("human", fill(p["debate_prompt"], oppo_ans="AFF-2"))]
+
+    moderator = [roles_and_texts(c) for c in fakes["moderator"].calls]
+    first = fill(p["moderator_prompt"], aff_ans="AFF-1", neg_ans="NEG-1", round="first")
+    second = fill(p["moderator_prompt"], aff_ans="AFF-2", neg_ans="NEG-2", round="second")
+    assert "first round" in first and "second round" in second
+    assert moderator[0] == [("system", p["moderator_meta_prompt"]), ("human", first)]
+    assert moderator[1][:3] == moderator[0] + [("ai", "MOD-1")]  # the format retry of round 1
+    assert moderator[2][-1] == ("human", second)
+    assert moderator[2][:-1] == moderator[1] + [("ai", "MOD-1b")]
+
+    judge = [roles_and_texts(c) for c in fakes["judge"].calls]
+    candidates = fill(p["judge_prompt_last1"], aff_ans="AFF-2", neg_ans="NEG-2")
+    assert judge[0] == [("system", p["moderator_meta_prompt"]), ("human", candidates)]
+    assert judge[1] == judge[0] + [("ai", "CANDIDATES"), ("human", p["judge_prompt_last2"])]
+
+    # the saved memories are exactly these conversations plus each player's last reply
+    memories = state["record"]["players"]
+    as_pairs = {name: [(m["role"], m["content"]) for m in msgs] for name, msgs in memories.items()}
+    kinds = {"system": "system", "user": "human", "assistant": "ai"}
+    assert [(kinds[r], c) for r, c in as_pairs["Affirmative side"]] == aff[1] + [("ai", "AFF-2")]
+    assert [(kinds[r], c) for r, c in as_pairs["Negative side"]] == neg[1] + [("ai", "NEG-2")]
+    assert [(kinds[r], c) for r, c in as_pairs["Judge"]] == judge[1] + [("ai", judge_json("1.5"))]
+    assert [(kinds[r], c) for r, c in as_pairs["Moderator"]] == moderator[2] + [("ai", mod())]
+
+
+def test_prompt_overrides_and_original_config_keys() -> None:
+    overrides = {"debate_topic": "", "base_answer": "",  # data keys of the original prompt files
+                 "affirmative_prompt": "MY VIEW: ##base_answer## on ##debate_topic##"}
+    ctx, fakes = players({"moderator": [mod("x")]}, prompts=overrides)
+    record = run(ctx)["record"]
+    assert fakes["affirmative"].calls[0][-1].text == f"MY VIEW: BASE on {TOPIC}"
+    assert record["config"]["affirmative_prompt"] == f"MY VIEW: BASE on {TOPIC}"
+    with pytest.raises(ValueError, match="unknown debate prompt"):
+        run(players({}, prompts={"nonsense": "x"})[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Translation configuration
+# --------------------------------------------------------------------------------------------
+
+def test_translation_with_given_base_translation() -> None:
+    ctx, fakes = players({"moderator": [mod("Destroy a division of the enemy.", key="debate_translation")]},
+                         mode="translation")
+    state = run(ctx, debate_input(source_text="吃掉敌人一个师。", source_lang="zh", target_lang="en",
+                                  reference="Destroy a division of the enemy.",
+                                  base_answer="Eat up an enemy division."))
+    record = state["record"]
+    assert fakes["base"].call_count == 0  # a given base translation is not regenerated
+    assert record["src_lng"] == "Chinese" and record["tgt_lng"] == "English"
+    assert record["source"] == "吃掉敌人一个师。" and record["reference"] == "Destroy a division of the enemy."
+    assert record["base_translation"] == "Eat up an enemy division."
+    assert record["debate_translation"] == "Destroy a division of the enemy."
+    assert "debate_answer" not in record
+    system = fakes["affirmative"].calls[0][0].text
+    assert "English" in system and "Chinese" in system and "吃掉敌人一个师。" in system
+    assert "Eat up an enemy division." in fakes["affirmative"].calls[0][1].text
+    assert "debate_translation" in fakes["moderator"].calls[0][-1].text
+    assert "Baseline" not in record["players"]
+
+
+def test_translation_generates_base_and_uses_context_languages() -> None:
+    ctx, fakes = players({"base": ["Guten Tag."], "moderator": [mod("Guten Tag!", key="debate_translation")]},
+                         mode="translation", source_lang="en", target_lang="de")
+    record = run(ctx, debate_input(source_text="Good day."))["record"]
+    assert fakes["base"].calls[0][0].text == "Translate the following text from English to German: Good day."
+    assert record["base_translation"] == "Guten Tag." and record["players"]["Baseline"][1]["content"] == "Guten Tag."
+
+
+def test_mode_input_mismatch_is_explained() -> None:
+    ctx, _ = players({})
+    with pytest.raises(ValueError, match="mode='translation'"):
+        run(ctx, debate_input(source_text="你好"))
+    with pytest.raises(ValueError, match="either"):
+        debate_input()
+
+
+# --------------------------------------------------------------------------------------------
+# Failures do not kill the debate
+# --------------------------------------------------------------------------------------------
+
+def test_player_error_goes_to_the_judge() -> None:
+    def negative(messages: list[BaseMessage]) -> str:
+        turn = sum(1 for m in messages if m.type == "human")
+        if turn == 2:
+            raise RuntimeError("context length exceeded")
+        return f"NEG-{turn}"
+
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": negative,
+                          "moderator": [mod()], "judge": ["c", judge_json("2")]})
+    state = run(ctx)
+    record = state["record"]
+    assert [(f["node"], f["round"], f["kind"]) for f in record["failures"]] == [("negative", 2, "model_error")]
+    assert record["decided_by"] == "judge" and record["debate_answer"] == "2"
+    assert "AFF-2" in fakes["judge"].calls[0][-1].text and "NEG-1" in fakes["judge"].calls[0][-1].text
+    # the failed exchange is not in the negative's memory
+    assert [m["content"] for m in record["players"]["Negative side"] if m["role"] == "assistant"] == ["NEG-1"]
+
+
+def test_transient_error_is_retried_by_the_node() -> None:
+    calls = {"n": 0}
+
+    def flaky(messages: list[BaseMessage]) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("connection reset")
+        return mod("1.5")
+
+    ctx, fakes = players({"moderator": flaky})
+    record = run(ctx)["record"]
+    assert fakes["moderator"].call_count == 2
+    assert record["debate_answer"] == "1.5" and record["failures"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# Human moderator (interrupt / resume)
+# --------------------------------------------------------------------------------------------
+
+def test_human_moderator() -> None:
+    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG")},
+                         human_role="moderator")
+    app = build_graph().compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "human-1"}}
+    result = app.invoke(debate_input(TOPIC), config, context=ctx)
+    payload = result["__interrupt__"][0].value
+    assert payload["round"] == 1 and payload["affirmative"] == "AFF-1" and payload["negative"] == "NEG-1"
+    assert "debate_answer" in payload["expected_keys"] and payload["task"]["debate_topic"] == TOPIC
+
+    # round 1: no decision -> round 2
+    result = app.invoke(Command(resume={"Whether there is a preference": "No", "Supported Side": "",
+                                        "Reason": "not yet", "debate_answer": ""}), config, context=ctx)
+    payload = result["__interrupt__"][0].value
+    assert payload["round"] == 2 and payload["affirmative"] == "AFF-2"
+
+    # an invalid verdict is asked again, with the error
+    result = app.invoke(Command(resume="I like the negative side"), config, context=ctx)
+    payload = result["__interrupt__"][0].value
+    assert payload["round"] == 2 and "error" in payload
+
+    # a JSON string works as well as a dict
+    final = app.invoke(Command(resume=mod("1.5", side="Negative", reason="human reason")), config, context=ctx)
+    record = final["record"]
+    assert record["decided_by"] == "human" and record["debate_answer"] == "1.5"
+    assert record["Reason"] == "human reason" and record["rounds"] == 2
+    assert fakes["moderator"].call_count == 0 and fakes["judge"].call_count == 0
+    assert [fakes[r].call_count for r in ("affirmative", "negative")] == [2, 2]  # nothing re-run on resume
+    moderator_memory = record["players"]["Moderator"]
+    assert json.loads(moderator_memory[-1]["content"])["debate_answer"] == "1.5"
+
+
+# --------------------------------------------------------------------------------------------
+# Module surface and evaluation method
+# --------------------------------------------------------------------------------------------
+
+def test_module_exports() -> None:
+    assert graph.checkpointer is None
+    schema = graph.get_context_jsonschema()
+    assert schema["properties"]["max_rounds"]["default"] == 3
+    assert all(prop.get("description") for prop in schema["properties"].values())
+    assert DebateContext().early_stop == "answer" and DebateContext().judge_sees == "last_round"
+
+
+def test_eval_method_ciar_and_translation() -> None:
+    ctx = EVAL_METHOD.context({"task": "ciar", "max_rounds": 2, "temperature": 0.3, "model": "m",
+                               "base_url": "http://x/v1"})
+    assert (ctx.mode, ctx.max_rounds, ctx.temperature) == ("qa", 2, 0.3)
+    config = ctx.model_config_for("moderator")
+    assert (config.model, config.base_url, config.temperature) == ("m", "http://x/v1", 0.3)
+    assert EVAL_METHOD.context({"human": "moderator"}).human_role == "moderator"
+
+    item = TaskItem(id="c1", question=TOPIC, gold=["1.5", "3/2"])
+    assert EVAL_METHOD.make_input(item, {"task": "ciar"}) == {"debate_topic": TOPIC}
+    for answer, correct in (("3/2", True), ("1.5 m/s", True), ("Her average speed is 1.5", True),
+                            ("2", False)):
+        ctx, _ = players({"moderator": [mod(answer)]})
+        outcome = EVAL_METHOD.outcome(item, run(ctx), {"task": "ciar"})
+        assert (outcome.prediction, outcome.correct) == (answer, correct)
+        assert outcome.record["debate_answer"] == answer
+
+    mt_item = TaskItem(id="m1", question="吃掉敌人一个师。", gold="Destroy a division of the enemy.")
+    options = {"task": "commonmt", "source": "zh", "target": "en"}
+    assert EVAL_METHOD.context(options).mode == "translation"
+    state_in = EVAL_METHOD.make_input(mt_item, options)
+    assert state_in == {"source": "吃掉敌人一个师。", "src_lng": "Chinese", "tgt_lng": "English",
+                        "reference": "Destroy a division of the enemy."}
+    ctx, _ = players({"moderator": [mod("Destroy an enemy division.", key="debate_translation")]},
+                     mode="translation")
+    outcome = EVAL_METHOD.outcome(mt_item, run(ctx, state_in), options)
+    assert outcome.correct is None and outcome.prediction == "Destroy an enemy division."
+    assert outcome.record["reference"] == "Destroy a division of the enemy."
+
+
+# --------------------------------------------------------------------------------------------
+# Resume after a real crash (SIGKILL of a separate process, SQLite saver, durability="sync")
+# --------------------------------------------------------------------------------------------
+
+def _worker(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "tests.graphs.debate_crash_worker", "--db", str(tmp_path / f"{name}.db"),
+            "--log", str(tmp_path / f"{name}.log"), "--thread", name, "--out", str(tmp_path / f"{name}.json"),
+            *extra]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_repeats_no_finished_turn(tmp_path: Path) -> None:
+    from tests.graphs.debate_crash_worker import comparable
+
+    reference = _worker(tmp_path, "clean")
+    assert reference.returncode == 0, reference.stderr
+    clean_calls = (tmp_path / "clean.log").read_text().splitlines()
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    assert clean["record"]["rounds"] == 3 and clean["record"]["decided_by"] == "moderator"
+
+    crashed = _worker(tmp_path, "crash", "--die-at", "negative:2")
+    assert crashed.returncode == -9, crashed.stderr  # SIGKILL inside the round-2 negative call
+    assert not (tmp_path / "crash.json").exists()
+    before = (tmp_path / "crash.log").read_text().splitlines()
+    assert before[-1] == "negative 2"
+
+    resumed = _worker(tmp_path, "crash", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    calls = (tmp_path / "crash.log").read_text().splitlines()
+    after = calls[len(before):]
+    assert after[0] == "negative 2"  # only the interrupted call is made again
+    assert len(calls) == len(clean_calls) + 1
+    assert before + after[1:] == clean_calls
+
+    final = json.loads((tmp_path / "crash.json").read_text())
+    assert comparable(final) == comparable(clean)
