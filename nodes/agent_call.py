@@ -10,9 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, NotRequired
 
-from typing_extensions import TypedDict
-
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from typing_extensions import TypedDict
 
 from nodes.chat_models import ChatModelConfig, chat_model
 
