@@ -1,0 +1,51 @@
+"""text_mas and baseline graph logic with a scripted fake chat model (no real model)."""
+
+from graphs.baseline import build_graph as build_baseline
+from graphs.text_mas import build_graph
+from nodes.chat_models import register_chat_model
+from nodes.mas import MASContext
+from tests.fakes import ScriptedChatModel
+
+
+def user_prompts(model: ScriptedChatModel) -> list[str]:
+    return [call[-1].content for call in model.calls]
+
+
+def test_sequential_agents_read_earlier_outputs_as_text_context():
+    model = ScriptedChatModel(["plan-text", "critique-text", "refined-text", "The answer is \\boxed{7}."])
+    register_chat_model("fake-seq", model)
+    state = build_graph().compile().invoke({"question": "3 + 4?"}, context=MASContext(model="fake-seq", task="gsm8k"))
+    prompts = user_prompts(model)
+    assert "[Planner]" not in prompts[0]
+    assert "[Planner]:\nplan-text\n\n" in prompts[1]
+    assert "[Planner]:\nplan-text\n\n[Critic]:\ncritique-text\n\n" in prompts[2]
+    assert "[Refiner]:\nrefined-text" in prompts[3] and "\\boxed{}" in prompts[3]
+    assert state["answer"] == "7"
+    assert [e["agent"] for e in state["trace"]] == ["planner", "critic", "refiner", "judger"]
+
+
+def test_hierarchical_solvers_run_in_parallel_then_the_summarizer_reads_all_three():
+    def reply(messages):
+        text = messages[-1].content
+        for role in ("mathematics", "science", "programming"):
+            if f"a {role} expert" in text:
+                return f"{role}-work"
+        return "\\boxed{2}"
+
+    model = ScriptedChatModel(reply)
+    register_chat_model("fake-hier", model)
+    state = build_graph().compile().invoke(
+        {"question": "1 + 1?"}, context=MASContext(model="fake-hier", task="gsm8k", topology="hierarchical"))
+    summarizer_prompt = user_prompts(model)[-1]
+    assert summarizer_prompt.index("[Math]:\nmathematics-work") < summarizer_prompt.index("[Science]:\nscience-work") \
+        < summarizer_prompt.index("[Code]:\nprogramming-work")
+    assert {e["agent"] for e in state["trace"][:3]} == {"math", "science", "code"}
+    assert state["answer"] == "2"
+
+
+def test_baseline_is_one_call_in_the_task_format():
+    model = ScriptedChatModel(["So it is \\boxed{B}."])
+    register_chat_model("fake-base", model)
+    state = build_baseline().compile().invoke({"question": "Pick one.\nA. x\nB. y"},
+                                              context=MASContext(model="fake-base", task="arc_easy"))
+    assert len(model.calls) == 1 and state["answer"] == "B"
