@@ -17,7 +17,8 @@ QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 
 def run(db: str, thread: str, **options) -> dict:
     graph = compile_with_saver(build_graph(), db)
-    context = MASContext(task="gsm8k", max_new_tokens=16, latent_steps=3, kv_dir=str(kv_dir_for(db)), **options)
+    settings = {"task": "gsm8k", "max_new_tokens": 16, "latent_steps": 3, "kv_dir": str(kv_dir_for(db)), **options}
+    context = MASContext(**settings)
     return graph.invoke({"item_id": thread, "question": QUESTION}, thread_config(thread), context=context,
                         durability="sync")
 
