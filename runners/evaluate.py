@@ -66,7 +66,7 @@ def evaluate(
     """Run (or resume) an evaluation; returns the summary over every item of the run."""
     method = get_method(method_name)
     get_task(task)  # fail fast on an unknown task, before anything is stored
-    items = load_items(data, task=task, limit=limit)
+    items = load_items(data, task=task, limit=limit, reference=(options or {}).get("reference"))
     db = db or default_db()
     store = RunStore(db)
     run_id = run_id or new_run_id(method_name, task)

@@ -11,7 +11,7 @@ from tasks.answers import (
 )
 from tasks.base import Grade, TaskError, TaskItem, stable_id
 from tasks.graders import Task
-from tasks.loaders import item_from_record, load_items, sample_path
+from tasks.loaders import item_from_record, load_items, load_parallel_text, sample_path
 from tasks.registry import get_task, task_names
 from tasks.sandbox import SandboxResult, run_untrusted
 
@@ -28,6 +28,7 @@ __all__ = [
     "get_task",
     "item_from_record",
     "load_items",
+    "load_parallel_text",
     "normalize_answer",
     "numbers_equal",
     "parse_number",

@@ -251,6 +251,19 @@ class FreeFormTask(Task):
             raise TaskError(f"item {item.id}: the gold must be a reference answer text")
 
 
+class TranslationTask(FreeFormTask):
+    """Translation (CommonMT): the reply is the translation; with a reference, ROUGE-1 F1 against it
+    is kept in Grade.detail as a rough signal (the MAD paper judged translations by COMET/humans)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.answer_instruction = "Reply with the translation only."
+
+    def check_item(self, item: TaskItem) -> None:
+        if not item.question.strip():
+            raise TaskError(f"item {item.id}: empty source text")
+
+
 class ExactMatchTask(Task):
     """Short answers with a list of accepted spellings (CIAR, custom): equal after normalization,
     or numerically equal ("3/2" == "1.5" == "\\frac{3}{2}"; "48%" == "0.48")."""

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from tasks.base import TaskError, TaskItem, stable_id
+from tasks.graders import TranslationTask
 from tasks.registry import get_task
 
-__all__ = ["PUBMEDQA_OPTIONS", "item_from_record", "load_items", "sample_path"]
+__all__ = ["PUBMEDQA_OPTIONS", "item_from_record", "load_items", "load_parallel_text", "sample_path"]
 
 SAMPLES_DIR = Path(__file__).resolve().parent / "samples"
 PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
@@ -33,7 +34,42 @@ _HUB_ALIASES = {
 }
 
 
-def load_items(path: str, task: str | None = None, limit: int | None = None) -> list[TaskItem]:
+def load_parallel_text(source_path: str, reference_path: str | None = None, *,
+                       limit: int | None = None) -> list[TaskItem]:
+    """Line-aligned plain text (CommonMT): one source sentence a line, references line by line.
+
+    Each item's id is "<file stem>:<line>", stable across runs. A blank source line or a
+    reference file with another number of lines is an error naming the file and line.
+    """
+    source_file = Path(source_path).expanduser()
+    if not source_file.is_file():
+        raise TaskError(f"data file not found: {source_path}")
+    sources = _read_text(source_file, source_path).splitlines()
+    while sources and not sources[-1].strip():
+        sources.pop()
+    references: list[str | None] = [None] * len(sources)
+    if reference_path:
+        reference_file = Path(reference_path).expanduser()
+        if not reference_file.is_file():
+            raise TaskError(f"reference file not found: {reference_path}")
+        lines = _read_text(reference_file, reference_path).splitlines()
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if len(lines) != len(sources):
+            raise TaskError(f"{reference_path} has {len(lines)} lines but {source_path} has {len(sources)}: "
+                            "the files must be line-aligned")
+        references = [line.strip() for line in lines]
+    items = []
+    for number, (text, reference) in enumerate(zip(sources, references, strict=True), start=1):
+        if not text.strip():
+            raise TaskError(f"{source_path} line {number}: empty source sentence")
+        items.append(TaskItem(id=f"{source_file.stem}:{number}", question=text.strip(), gold=reference,
+                              meta={"line": number}))
+    return items if limit is None else items[:limit]
+
+
+def load_items(path: str, task: str | None = None, limit: int | None = None, *,
+               reference: str | None = None) -> list[TaskItem]:
     """The items of a data file (.json or .jsonl) or Hugging Face data set, in file order.
 
     `task`, when given, checks every item against that task (e.g. a multiple-choice task needs a
@@ -44,6 +80,9 @@ def load_items(path: str, task: str | None = None, limit: int | None = None) -> 
     """
     if limit is not None and limit < 0:
         raise TaskError(f"limit must be >= 0, got {limit}")
+    if reference is not None or (Path(str(path)).suffix.lower() not in (".json", ".jsonl")
+                                 and task is not None and isinstance(get_task(task), TranslationTask)):
+        return load_parallel_text(str(path), reference, limit=limit)
     checker = get_task(task) if task else None
     source = str(path)
     file = Path(source).expanduser()

@@ -12,6 +12,7 @@ from tasks.graders import (
     NumberTask,
     PubMedQATask,
     Task,
+    TranslationTask,
     WinograndeTask,
 )
 
@@ -51,6 +52,7 @@ TASKS: dict[str, Task] = {
         CodeTask("humanevalplus"),
         ExactMatchTask("ciar"),
         ExactMatchTask("custom"),
+        TranslationTask("commonmt"),
         MixedTask(get_task),
     )
 }

@@ -9,7 +9,7 @@ from tasks.graders import CodeTask, build_program
 
 ALL_TASKS = {"gsm8k", "aime2024", "aime2025", "gpqa", "arc_easy", "arc_challenge", "medqa", "medmcqa",
              "mmlu_medical", "pubmedqa", "medicationqa", "winogrande", "mbppplus", "humanevalplus", "ciar",
-             "custom", "mixed"}
+             "custom", "mixed", "commonmt"}
 OPTIONS = {"A": "Hemolysis", "B": "Oral ulcers", "C": "Colorectal cancer", "D": "Pancreatic cancer"}
 
 

@@ -294,3 +294,23 @@ def test_sample_path_rejects_unknown_names() -> None:
         sample_path("nope")
     with pytest.raises(TaskError, match="invalid sample name"):
         sample_path("../base.py")
+
+
+def test_line_aligned_translation_files_pair_sources_with_references(tmp_path):
+    from tasks import load_items
+
+    source = tmp_path / "mt.zh"
+    source.write_text("他吃了一个苹果。\n我们走吧。\n", encoding="utf-8")
+    reference = tmp_path / "mt.en"
+    reference.write_text("He ate an apple.\nLet's go.\n", encoding="utf-8")
+    items = load_items(str(source), task="commonmt", reference=str(reference))
+    assert [(i.id, i.question, i.gold) for i in items] == [
+        ("mt:1", "他吃了一个苹果。", "He ate an apple."), ("mt:2", "我们走吧。", "Let's go.")]
+    assert [i.gold for i in load_items(str(source), task="commonmt")] == [None, None]
+
+    reference.write_text("He ate an apple.\n", encoding="utf-8")
+    with pytest.raises(TaskError, match="line-aligned"):
+        load_items(str(source), task="commonmt", reference=str(reference))
+    source.write_text("第一句。\n\n第三句。\n", encoding="utf-8")
+    with pytest.raises(TaskError, match="line 2"):
+        load_items(str(source), task="commonmt")
