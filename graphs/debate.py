@@ -689,12 +689,21 @@ class DebateEvalMethod:
     def context(self, options: dict[str, Any]) -> DebateContext:
         ctx = DebateContext(mode=_mode_of(options))  # type: ignore[arg-type]
         simple = {"max_rounds": int, "temperature": float, "model": str, "base_url": str,
-                  "source": None, "target": None, "human": None}
+                  "source": None, "target": None, "human": None, "max_new_tokens": None,
+                  "judge_sees": None, "prompts_file": None}
         for key in simple:
             if options.get(key) is None:
                 continue
             value = options[key]
-            if key == "source":
+            if key == "max_new_tokens":
+                ctx.max_tokens = int(value)
+            elif key == "judge_sees":
+                ctx.judge_sees = value
+            elif key == "prompts_file":
+                from nodes.mas_prompts import load_prompt_overrides
+
+                ctx.prompts = {**ctx.prompts, **load_prompt_overrides(value)}
+            elif key == "source":
                 ctx.source_lang = str(value)
             elif key == "target":
                 ctx.target_lang = str(value)

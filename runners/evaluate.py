@@ -87,14 +87,19 @@ def evaluate(
     started = time.perf_counter()
     bar = _progress(total=len(items), initial=len(items) - len(pending), enabled=progress,
                     desc=f"{method_name}/{task}")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item")
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item") as pool:
-            futures = [pool.submit(_run_item, graph, method, context, options, store, run_id, position, item,
-                                   db, keep_kv) for position, item in pending]
-            for future in as_completed(futures):
-                future.result()
-                bar.update(1)
+        futures = [pool.submit(_run_item, graph, method, context, options, store, run_id, position, item,
+                               db, keep_kv) for position, item in pending]
+        for future in as_completed(futures):
+            future.result()
+            bar.update(1)
+    except BaseException:
+        # Ctrl-C or a crash: start no further item; what is recorded stays, --run-id resumes the rest.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         bar.close()
     summary = summarize(store, run_id, method_name, task, seconds=time.perf_counter() - started,
                         skipped=len(items) - len(pending))
