@@ -8,6 +8,7 @@ was not yet recorded is recorded from its final checkpoint without re-running an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from latent_backend.batching import MicroBatcher
 from runners.methods import EvalMethod, Outcome, get_method
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from storage.paths import default_db, kv_dir_for
@@ -79,10 +81,9 @@ def evaluate(
     done = store.finished_item_ids(run_id)
     pending = [(position, item) for position, item in enumerate(items) if item.id not in done]
     workers = max(1, batch_size, concurrency or 1)
-    if batch_size > 1 and not options.get("base_url"):
-        from latent_backend import configure_batching
-
-        configure_batching(batch_size, model_ref=options.get("model"))
+    batcher = _local_batcher(options)
+    if batcher is not None:
+        batcher.configure(max_batch=batch_size)
 
     started = time.perf_counter()
     bar = _progress(total=len(items), initial=len(items) - len(pending), enabled=progress,
@@ -90,7 +91,7 @@ def evaluate(
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item")
     try:
         futures = [pool.submit(_run_item, graph, method, context, options, store, run_id, position, item,
-                               db, keep_kv) for position, item in pending]
+                               db, keep_kv, batcher) for position, item in pending]
         for future in as_completed(futures):
             future.result()
             bar.update(1)
@@ -107,8 +108,27 @@ def evaluate(
     return summary
 
 
+def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
+    """The embedded/local model's micro-batcher, when this run's agents call the local backend."""
+    from nodes.chat_models import is_registered
+
+    if options.get("base_url") or is_registered(options.get("model")):
+        return None
+    from latent_backend import get_backend
+
+    return get_backend(options.get("model")).batcher
+
+
 def _run_item(graph: Any, method: EvalMethod, context: Any, options: dict[str, Any], store: RunStore,
-              run_id: str, position: int, item: TaskItem, db: str, keep_kv: bool) -> None:
+              run_id: str, position: int, item: TaskItem, db: str, keep_kv: bool,
+              batcher: MicroBatcher | None) -> None:
+    # While this thread works on its item, the batcher waits for it before running a batch.
+    with batcher.participant() if batcher is not None else contextlib.nullcontext():
+        _run_item_thread(graph, method, context, options, store, run_id, position, item, db, keep_kv)
+
+
+def _run_item_thread(graph: Any, method: EvalMethod, context: Any, options: dict[str, Any], store: RunStore,
+                     run_id: str, position: int, item: TaskItem, db: str, keep_kv: bool) -> None:
     thread_id = f"{run_id}:{item.id}"
     config = thread_config(thread_id)
     started = time.perf_counter()

@@ -63,3 +63,19 @@ def test_run_baseline_json_on_the_embedded_model(capsys, tmp_path):
 def test_empty_question_is_refused(capsys, tmp_path):
     assert main(["run", "baseline", "--question", "  ", "--db", str(tmp_path / "r.db")]) == 2
     assert "question" in capsys.readouterr().err
+
+
+@pytest.mark.model
+def test_a_question_longer_than_the_context_fails_alone_and_the_run_keeps_the_rest(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    huge = "word " * 9000
+    data.write_text(json.dumps({"id": "ok", "question": "What is 1 + 1?", "answer": "2"}) + "\n"
+                    + json.dumps({"id": "huge", "question": huge, "answer": "2"}) + "\n")
+    db = str(tmp_path / "long.db")
+    assert main(["eval", "baseline", "--task", "gsm8k", "--data", str(data), "--db", db, "--run-id", "long",
+                 "--max-new-tokens", "8", "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["n"], summary["failed"]) == (2, 1)
+    items = {item.item_id: item for item in RunStore(db).items("long")}
+    assert items["ok"].status == "done"
+    assert items["huge"].status == "failed" and "context length" in items["huge"].error

@@ -1,0 +1,68 @@
+import sqlite3
+
+import pytest
+import torch
+from langgraph.graph import END, START, StateGraph
+from typing_extensions import TypedDict
+
+from latent_backend.kv_store import LayerKV, kv_store_for_db
+from storage.checkpoints import checkpointer, compile_with_saver, delete_thread, thread_config
+from storage.run_store import RunStore, RunStoreError
+
+
+class Counter(TypedDict):
+    n: int
+
+
+def counter_graph() -> StateGraph:
+    builder = StateGraph(Counter)
+    builder.add_node("step", lambda state: {"n": state["n"] + 1})
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    return builder
+
+
+def test_one_saver_per_database_in_wal_mode(db):
+    assert checkpointer(db) is checkpointer(db)
+    compile_with_saver(counter_graph(), db).invoke({"n": 1}, thread_config("t"), durability="sync")
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id='t'").fetchone()[0] > 0
+
+
+def test_deleting_a_thread_frees_its_checkpoints_and_kv_entries(db):
+    graph = compile_with_saver(counter_graph(), db)
+    graph.invoke({"n": 1}, thread_config("gone"), durability="sync")
+    graph.invoke({"n": 1}, thread_config("kept"), durability="sync")
+    store = kv_store_for_db(db)
+    layers = [LayerKV(torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))]
+    gone = store.put(layers, model_id="m", namespace="gone")
+    kept = store.put(layers, model_id="m", namespace="kept")
+    delete_thread("gone", db)
+    assert graph.get_state(thread_config("gone")).values == {}
+    assert graph.get_state(thread_config("kept")).values == {"n": 2}
+    assert not store.exists(gone) and store.exists(kept)
+
+
+def test_run_store_resume_rules(db):
+    store = RunStore(db)
+    _, resumed = store.open_run("r", method="latent_mas", task="gsm8k", data="d", options={}, total_items=2)
+    assert not resumed
+    with pytest.raises(RunStoreError, match="cannot be resumed as text_mas/gsm8k"):
+        store.open_run("r", method="text_mas", task="gsm8k", data="d", options={}, total_items=2)
+    _, resumed = store.open_run("r", method="latent_mas", task="gsm8k", data="d", options={}, total_items=2)
+    assert resumed
+
+    common = {"position": 0, "group": None, "question": "q", "gold": "1", "record": {}, "seconds": 1.0}
+    assert store.record_item("r", item_id="a", prediction=None, correct=False, steps=[], error="boom", **common)
+    assert store.finished_item_ids("r") == set()  # a failed item is retried on resume
+    steps = [{"agent": "judger", "role": "judger", "prompt_tokens": 5, "generated_tokens": 7, "seconds": 0.5,
+              "round": 2}]
+    assert store.record_item("r", item_id="a", prediction="1", correct=True, steps=steps, **common)
+    assert not store.record_item("r", item_id="a", prediction="2", correct=False, steps=[], **common)
+    [item] = store.items("r")
+    assert (item.prediction, item.status, item.generated_tokens) == ("1", "done", 7)
+    [step] = store.steps("r", "a")
+    assert step.extra == {"round": 2}
+    store.delete_run("r")
+    assert store.list_runs() == []
