@@ -59,7 +59,7 @@ def _checksum(layers: list[LayerKV]) -> str:
     digest = hashlib.sha256()
     for layer in layers:
         for tensor in (layer.keys, layer.values):
-            digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+            digest.update(tensor.contiguous().view(torch.uint8).numpy())  # hashed in place, no copy
     return digest.hexdigest()
 
 
@@ -91,9 +91,10 @@ class KVStore:
         parent: KVHandle | None = None,
         next_position: int | None = None,
     ) -> KVHandle:
-        """Store a single-sequence cache (tensors are cloned to contiguous CPU memory)."""
-        stored = [LayerKV(layer.keys.detach().to("cpu").contiguous().clone(),
-                          layer.values.detach().to("cpu").contiguous().clone()) for layer in layers]
+        """Store a single-sequence cache. The store takes ownership: pass tensors nobody mutates later
+        (e.g. fresh `index_select` results); they are only moved to contiguous CPU memory."""
+        stored = [LayerKV(layer.keys.detach().to("cpu").contiguous(), layer.values.detach().to("cpu").contiguous())
+                  for layer in layers]
         positions = int(stored[0].keys.shape[1]) if stored else 0
         nbytes = sum(t.numel() * t.element_size() for layer in stored for t in (layer.keys, layer.values))
         handle = KVHandle(
@@ -138,8 +139,12 @@ class KVStore:
                                           for layer in evicted for t in (layer.keys, layer.values))
 
     # -- reading -------------------------------------------------------------------------
-    def get(self, handle: KVHandle, *, model_id: str | None = None) -> list[LayerKV]:
-        """The cache behind `handle`, as fresh tensors the caller may mutate."""
+    def get(self, handle: KVHandle, *, model_id: str | None = None, copy: bool = True) -> list[LayerKV]:
+        """The cache behind `handle`, as fresh tensors the caller may mutate.
+
+        `copy=False` returns the stored tensors themselves, for callers that only read them (the
+        backend copies them straight into a padded batch); mutating those would corrupt the store.
+        """
         if model_id is not None and handle.get("model_id") != model_id:
             raise KVStoreError(
                 f"KV handle {handle.get('id')} belongs to model {handle.get('model_id')!r}, "
@@ -152,6 +157,8 @@ class KVStore:
         if layers is None:
             layers = self._read(handle)
             self._remember(handle["id"], layers, handle["nbytes"])
+        if not copy:
+            return layers
         return [LayerKV(layer.keys.clone(), layer.values.clone()) for layer in layers]
 
     def _read(self, handle: KVHandle) -> list[LayerKV]:
