@@ -14,67 +14,75 @@ from pathlib import Path
 LATENT_PROMPTS: dict[str, str] = {
     "planner": (
         "You are a Planner Agent. Design a clear, step-by-step plan for how to solve the question below. "
-        "Keep the plan to a few concise bullet points. Do not give the final answer.\n\nQuestion: {question}"
+        "Keep the plan concise, with a few bullet points for each step. Do not give the final answer.\n\n"
+        "Question: {question}\n\nNow write your plan."
     ),
     "critic": (
-        "You are a Critic Agent. A plan for the question below is given to you in latent form. Review it "
-        "and give constructive feedback: what is wrong or missing and how to fix it.\n\nQuestion: {question}"
+        "You are a Critic Agent. A plan for the question below is given to you in latent form. Check it for "
+        "correctness and completeness and give helpful feedback for improving it.\n\n"
+        "Question: {question}\n\n"
+        "Answer in this format:\nOriginal plan: [restate the plan you were given]\n"
+        "Feedback: [your detailed feedback]"
     ),
     "refiner": (
-        "You are a Refiner Agent. A plan and feedback on it are given to you in latent form. Write a "
-        "refined, improved step-by-step plan for the question below. Do not give the final answer.\n\n"
-        "Question: {question}"
+        "You are a Refiner Agent. You are given, in latent form, a plan and feedback on it; in text, the "
+        "question. Write a refined, improved step-by-step plan. Make sure it is correct and concise; do not "
+        "give the final answer.\n\nQuestion: {question}\n\nAnswer in this format:\nRefined plan: [your plan]"
     ),
     "judger": (
-        "You are given latent information from other agents for reference, and a target question. The "
-        "latent information may be irrelevant; ignore it if it does not help. Reason step by step, "
-        "briefly, then answer.\n\nTarget question: {question}\n\n{answer_instruction}"
+        "Target question: {question}\n\nYou are given latent information from other agents for reference. "
+        "It may be irrelevant; ignore it if it does not help. Reason step by step about the target question, "
+        "without unrelated content.\n\n{answer_instruction}"
     ),
     "math": (
-        "You are a mathematics expert. Solve the question below step by step with careful calculation.\n\n"
-        "Question: {question}"
+        "You are a mathematics expert. Solve the question below, reasoning step by step with careful "
+        "calculation.\n\nQuestion: {question}\n\n{answer_instruction}"
     ),
     "science": (
-        "You are a science expert. Solve the question below step by step using the relevant scientific "
-        "knowledge.\n\nQuestion: {question}"
+        "You are a science expert. Solve the question below, reasoning step by step with the relevant "
+        "scientific knowledge.\n\nQuestion: {question}\n\n{answer_instruction}"
     ),
     "code": (
-        "You are a programming expert. Solve the question below step by step, as a careful programmer "
-        "would reason about it.\n\nQuestion: {question}"
+        "You are a programming expert. Solve the question below, reasoning step by step as a careful "
+        "programmer would.\n\nQuestion: {question}\n\n{answer_instruction}"
     ),
     "summarizer": (
         "You are the Summarizer. Three domain experts worked on the question below; their work is given to "
-        "you in latent form. Combine it into one final answer, reasoning briefly.\n\nQuestion: {question}\n\n"
-        "{answer_instruction}"
+        "you in latent form for reference. Reason step by step and give one final answer.\n\n"
+        "Question: {question}\n\n{answer_instruction}"
     ),
 }
 
 TEXT_PROMPTS: dict[str, str] = {
     "planner": LATENT_PROMPTS["planner"],
     "critic": (
-        "You are a Critic Agent. Review the plan below for the question and give constructive feedback: "
-        "what is wrong or missing and how to fix it.\n\nQuestion: {question}\n\n{context}"
+        "You are a Critic Agent. You are given the question and a Planner Agent's plan in text. Check the "
+        "plan for correctness and completeness and give helpful feedback for improving it.\n\n"
+        "Question: {question}\n\n{context}"
+        "Answer in this format:\nOriginal plan: [restate the plan you were given]\n"
+        "Feedback: [your detailed feedback]"
     ),
     "refiner": (
-        "You are a Refiner Agent. Given the plan and the feedback below, write a refined, improved "
-        "step-by-step plan for the question. Do not give the final answer.\n\nQuestion: {question}\n\n{context}"
+        "You are a Refiner Agent. You are given the question, a plan and feedback on it, in text. Write a "
+        "refined, improved step-by-step plan. Make sure it is correct and concise; do not give the final "
+        "answer.\n\nQuestion: {question}\n\n{context}Answer in this format:\nRefined plan: [your plan]"
     ),
     "judger": (
-        "Other agents worked on the target question; their outputs are below for reference and may be "
-        "wrong. Reason step by step, briefly, then answer.\n\n{context}Target question: {question}\n\n"
+        "Target question: {question}\n\nOther agents' outputs are given below for reference; they may be "
+        "wrong. Reason step by step about the target question, without unrelated content.\n\n{context}"
         "{answer_instruction}"
     ),
     "math": LATENT_PROMPTS["math"],
     "science": LATENT_PROMPTS["science"],
     "code": LATENT_PROMPTS["code"],
     "summarizer": (
-        "You are the Summarizer. Three domain experts worked on the question; their outputs are below. "
-        "Combine them into one final answer, reasoning briefly.\n\n{context}Question: {question}\n\n"
+        "You are the Summarizer. Three domain experts worked on the question; their outputs are below for "
+        "reference. Reason step by step and give one final answer.\n\n{context}Question: {question}\n\n"
         "{answer_instruction}"
     ),
 }
 
-BASELINE_PROMPT = "Solve the question below. Reason step by step, briefly, then answer.\n\n" \
+BASELINE_PROMPT = "Solve the question below. Reason step by step, then answer.\n\n" \
     "Question: {question}\n\n{answer_instruction}"
 
 SEQUENTIAL_ROLES = ("planner", "critic", "refiner", "judger")
