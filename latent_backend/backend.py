@@ -211,6 +211,20 @@ class LatentBackend:
         positions = start[:, None] + new_mask.cumsum(dim=1) - 1
         return positions.clamp_min(0) * new_mask + start[:, None] * (1 - new_mask)
 
+    def _prefill(self, handles: list[KVHandle | None], prompts: list[list[int]], store: KVStore | None, *,
+                 decoder_only: bool):
+        """Read left-padded prompts on top of their cached positions.
+
+        Returns (model output, attention mask over cache + prompt, prompt position ids, cache width).
+        """
+        prefix = self._prefix(handles, store)
+        ids, prompt_mask = self._pad_prompts(prompts)
+        positions = self._positions(prefix.next_position, prompt_mask)
+        mask = torch.cat([prefix.mask, prompt_mask], dim=1)
+        out = self._forward(decoder_only=decoder_only, input_ids=ids, attention_mask=mask, position_ids=positions,
+                            past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+        return out, mask, positions, prefix.mask.shape[1]
+
     def _forward(self, *, decoder_only: bool, logits_to_keep: int = 1, **inputs: torch.Tensor):
         for name in ("input_ids", "attention_mask", "position_ids", "inputs_embeds"):
             if inputs.get(name) is not None:
@@ -245,12 +259,8 @@ class LatentBackend:
     def _rollout_chunk(self, requests: list[RolloutRequest], prompts: list[list[int]],
                        store: KVStore) -> list[RolloutResult]:
         steps = requests[0].latent_steps
-        prefix = self._prefix([r.kv for r in requests], store)
-        ids, prompt_mask = self._pad_prompts(prompts)
-        positions = self._positions(prefix.next_position, prompt_mask)
-        mask = torch.cat([prefix.mask, prompt_mask], dim=1)
-        out = self._forward(decoder_only=True, input_ids=ids, attention_mask=mask, position_ids=positions,
-                            past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+        out, mask, positions, prefix_width = self._prefill([r.kv for r in requests], prompts, store,
+                                                            decoder_only=True)
         cache = out.past_key_values
         hidden = out.last_hidden_state[:, -1]
         next_position = positions[:, -1] + 1
@@ -263,7 +273,6 @@ class LatentBackend:
             cache = out.past_key_values
             hidden = out.last_hidden_state[:, -1]
             next_position = next_position + 1
-        prefix_width = prefix.mask.shape[1]
         results = []
         for row, request in enumerate(requests):
             keep = mask[row].bool().clone()
@@ -290,12 +299,7 @@ class LatentBackend:
             self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens)
         chunks = plan_chunks([len(p) for p in prompts], forwards=1)
         if len(chunks) == 1:
-            prefix = self._prefix([r.kv for r in requests], store)
-            ids, prompt_mask = self._pad_prompts(prompts)
-            positions = self._positions(prefix.next_position, prompt_mask)
-            mask = torch.cat([prefix.mask, prompt_mask], dim=1)
-            out = self._forward(decoder_only=False, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+            out, mask, positions, _ = self._prefill([r.kv for r in requests], prompts, store, decoder_only=False)
             logits, cache, next_position = out.logits[:, -1], out.past_key_values, positions[:, -1] + 1
         else:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
@@ -348,12 +352,8 @@ class LatentBackend:
         last_logits: list[torch.Tensor | None] = [None] * len(requests)
         next_positions = [0] * len(requests)
         for chunk in chunks:
-            prefix = self._prefix([requests[i].kv for i in chunk], store)
-            ids, prompt_mask = self._pad_prompts([prompts[i] for i in chunk])
-            positions = self._positions(prefix.next_position, prompt_mask)
-            mask = torch.cat([prefix.mask, prompt_mask], dim=1)
-            out = self._forward(decoder_only=False, input_ids=ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+            out, mask, positions, _ = self._prefill([requests[i].kv for i in chunk], [prompts[i] for i in chunk],
+                                                    store, decoder_only=False)
             for slot, row in enumerate(chunk):
                 rows[row] = self._row_layers(out.past_key_values, slot, mask[slot].bool())
                 last_logits[row] = out.logits[slot, -1]

@@ -9,6 +9,7 @@ JSON prompts file given in the context.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 LATENT_PROMPTS: dict[str, str] = {
@@ -90,9 +91,22 @@ HIERARCHICAL_ROLES = ("math", "science", "code", "summarizer")
 
 
 def load_prompt_overrides(path: str | None) -> dict[str, str]:
-    """Per-role templates from a JSON file {"role": "template", ...}; errors name the file."""
+    """Per-role templates from a JSON file {"role": "template", ...}; errors name the file.
+
+    Read once per file version (agents ask for their template on every call)."""
     if not path:
         return {}
+    file = Path(path)
+    try:
+        stat = file.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        raise ValueError(f"prompts file {file}: {exc.strerror or exc}") from exc
+    return dict(_read_overrides(str(file), stamp))
+
+
+@lru_cache(maxsize=16)
+def _read_overrides(path: str, _stamp: tuple[int, int]) -> dict[str, str]:
     file = Path(path)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

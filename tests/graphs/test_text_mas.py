@@ -49,3 +49,18 @@ def test_baseline_is_one_call_in_the_task_format():
     state = build_baseline().compile().invoke({"question": "Pick one.\nA. x\nB. y"},
                                               context=MASContext(model="fake-base", task="arc_easy"))
     assert len(model.calls) == 1 and state["answer"] == "B"
+
+
+def test_prompts_file_overrides_a_role_and_a_bad_file_is_named(tmp_path):
+    import json
+
+    import pytest
+
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps({"planner": "CUSTOM PLAN PROMPT for {question}"}))
+    context = MASContext(task="gsm8k", prompts_file=str(prompts))
+    assert context.messages("planner", latent=False, question="2+2?")[-1]["content"] == "CUSTOM PLAN PROMPT for 2+2?"
+    assert "Critic Agent" in context.messages("critic", latent=False, question="2+2?")[-1]["content"]
+    prompts.write_text("{not json")
+    with pytest.raises(ValueError, match="prompts.json"):
+        MASContext(task="gsm8k", prompts_file=str(prompts)).messages("planner", latent=False, question="q")
