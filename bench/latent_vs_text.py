@@ -43,7 +43,8 @@ def plain_loop(items, context: MASContext, batch_size: int) -> tuple[float, int,
         questions = [task.prompt(item) for item in batch]
         handles = [None] * len(batch)
         for agent in SEQUENTIAL_LATENT:
-            requests = [RolloutRequest(messages=context.messages(agent, latent=True, question=q), namespace=f"loop-{i}",
+            requests = [RolloutRequest(messages=context.messages(agent, latent=True, question=q),
+                                       namespace=f"loop-{start + i}",
                                        kv=h, latent_steps=context.latent_steps) for i, (q, h) in
                         enumerate(zip(questions, handles, strict=True))]
             handles = [r.handle for r in backend.rollout(requests, store)]
@@ -53,6 +54,8 @@ def plain_loop(items, context: MASContext, batch_size: int) -> tuple[float, int,
         for item, result in zip(batch, backend.generate(requests, store), strict=True):
             generated += result.generated_tokens
             predictions.append(task.grade(item, result.text).prediction)
+        for index in range(len(batch)):  # free the batch's caches, as the evaluation runner does per item
+            store.delete_namespace(f"loop-{start + index}")
     return time.perf_counter() - started, generated, predictions
 
 
