@@ -29,8 +29,9 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--latent-steps", type=int, default=10)
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "batching.md"))
+    parser.add_argument("--output", help="default: bench/results/batching_<method>.md")
     args = parser.parse_args()
+    output = Path(args.output or Path(__file__).parent / "results" / f"batching_{args.method}.md")
 
     db = str(Path(tempfile.mkdtemp(prefix="bench-batching-")) / "bench.db")
     options = {"max_new_tokens": args.max_new_tokens, "latent_steps": args.latent_steps, "temperature": 0.0}
@@ -56,8 +57,8 @@ def main() -> int:
     lines += ["", f"Speed-up per item: {speedup:.2f}x; identical greedy predictions: {same}/{len(predictions[0])}."]
     text = "\n".join(lines) + "\n"
     command = "    python " + " ".join(sys.argv)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(f"# Batching benchmark\n\nCommand:\n\n{command}\n\n{text}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(f"# Batching benchmark\n\nCommand:\n\n{command}\n\n{text}")
     print(text)
     return 0
 
