@@ -237,7 +237,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summaries: list[Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="masgraph evaluation")
@@ -247,7 +246,14 @@ def _print_summary(summaries: list[Any]) -> None:
         groups = "  ".join(f"{g}={v['accuracy']:.2f}" for g, v in s.groups.items() if g != "all")
         table.add_row(s.method, s.task, str(s.n), f"{s.accuracy:.3f}" + (f" ({groups})" if groups else ""),
                       str(s.failed), str(s.prompt_tokens), str(s.generated_tokens), f"{s.seconds:.1f}", s.run_id)
-    Console().print(table)
+    _console().print(table)
+
+
+def _console():
+    from rich.console import Console
+
+    # Without a terminal rich assumes 80 columns and folds every cell; logs deserve the full table.
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 # -- runs ----------------------------------------------------------------------------------------------
@@ -262,7 +268,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
                                "items": len(store.finished_item_ids(r.id)), "total": r.total_items,
                                "created_at": r.created_at.isoformat()} for r in runs]))
             return 0
-        from rich.console import Console
         from rich.table import Table
 
         table = Table(title=f"runs in {store.db}")
@@ -274,7 +279,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             table.add_row(run.id, run.method, run.task, run.status,
                           f"{len(store.finished_item_ids(run.id))}/{run.total_items}",
                           "" if accuracy is None else f"{accuracy:.3f}", run.created_at.strftime("%Y-%m-%d %H:%M"))
-        Console().print(table)
+        _console().print(table)
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
         from runners.evaluate import summarize
