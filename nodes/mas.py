@@ -71,11 +71,13 @@ class MASContext:
             return BASELINE_PROMPT
         return (LATENT_PROMPTS if latent else TEXT_PROMPTS)[role]
 
-    def messages(self, role: str, *, latent: bool, question: str, context: str = "") -> list[dict[str, str]]:
+    def messages(self, role: str, *, latent: bool, question: str, context: str = "",
+                 answer_instruction: str | None = None) -> list[dict[str, str]]:
         from tasks import get_task
 
+        instruction = answer_instruction or get_task(self.task).answer_instruction
         user = fill(self.template(role, latent=latent), question=question, context=context,
-                    answer_instruction=get_task(self.task).answer_instruction)
+                    answer_instruction=instruction)
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*system, {"role": "user", "content": user}]
 
@@ -133,7 +135,8 @@ def latent_agent(agent: str):
         backend = get_backend(ctx.model)
         started = time.perf_counter()
         result = backend.submit_rollout(
-            RolloutRequest(messages=ctx.messages(agent, latent=True, question=state["question"]),
+            RolloutRequest(messages=ctx.messages(agent, latent=True, question=state["question"],
+                                                 answer_instruction=state.get("answer_instruction")),
                            namespace=thread_namespace(), kv=state.get("kv"), latent_steps=ctx.latent_steps,
                            realign=ctx.latent_space_realign, think=ctx.think, handoff=ctx.handoff),
             ctx.kv_store(),
@@ -158,7 +161,8 @@ def latent_judger(agent: str = "judger"):
             handle = None
         started = time.perf_counter()
         result = backend.submit_generate(
-            GenerationRequest(messages=ctx.messages(agent, latent=True, question=state["question"]),
+            GenerationRequest(messages=ctx.messages(agent, latent=True, question=state["question"],
+                                                 answer_instruction=state.get("answer_instruction")),
                               max_new_tokens=ctx.max_new_tokens, temperature=ctx.temperature, top_p=ctx.top_p,
                               seed=ctx.seed, kv=handle, think=ctx.think),
             ctx.kv_store(),
@@ -180,7 +184,8 @@ def text_agent(agent: str, *, final: bool = False):
         ctx = runtime.context
         context = text_context(state.get("outputs") or [])
         role = "baseline" if agent == "baseline" else agent
-        messages = ctx.messages(role, latent=False, question=state["question"], context=context)
+        messages = ctx.messages(role, latent=False, question=state["question"], context=context,
+                                answer_instruction=state.get("answer_instruction"))
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         reply = ask(ctx.chat_config(), _lc_messages(system, messages[-1]["content"]), agent=agent, role=role)
         if final:

@@ -33,7 +33,8 @@ class MASMethod:
     def make_input(self, item: TaskItem, options: dict[str, Any]) -> dict[str, Any]:
         from tasks import get_task
 
-        return {"item_id": item.id, "question": get_task(options["task"]).prompt(item)}
+        task = get_task(options["task"])
+        return {"item_id": item.id, "question": task.prompt(item), "answer_instruction": task.instruction_for(item)}
 
     def outcome(self, item: TaskItem, state: dict[str, Any], options: dict[str, Any]) -> Outcome:
         from tasks import get_task

@@ -64,3 +64,21 @@ def test_prompts_file_overrides_a_role_and_a_bad_file_is_named(tmp_path):
     prompts.write_text("{not json")
     with pytest.raises(ValueError, match="prompts.json"):
         MASContext(task="gsm8k", prompts_file=str(prompts)).messages("planner", latent=False, question="q")
+
+
+def test_each_item_of_a_mixed_set_gets_its_own_answer_instruction():
+    from graphs.baseline import EVAL_METHOD
+    from tasks import TaskItem, get_task
+
+    model = ScriptedChatModel(lambda messages: "\\boxed{C}")
+    register_chat_model("fake-mixed", model)
+    choice = TaskItem(id="c", question="Which can fly?", gold="C", options={"A": "dog", "B": "fish", "C": "bird"},
+                      meta={"task": "arc_easy"})
+    number = TaskItem(id="n", question="2 + 3?", gold="5", meta={"task": "gsm8k"})
+    graph = build_baseline().compile()
+    for item in (choice, number):
+        state = graph.invoke(EVAL_METHOD.make_input(item, {"task": "mixed"}),
+                             context=MASContext(model="fake-mixed", task="mixed"))
+        assert get_task(item.meta["task"]).answer_instruction in model.calls[-1][-1].content
+        assert state["text"] == "\\boxed{C}"
+    assert EVAL_METHOD.outcome(choice, {"text": "\\boxed{C}"}, {"task": "mixed"}).correct
