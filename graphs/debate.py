@@ -34,14 +34,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import RetryPolicy, interrupt
 
-from nodes.agent_call import TraceEntry, ask
+from nodes.agent_call import TraceEntry, ask, is_transient
 from nodes.chat_models import ChatModelConfig
 from nodes.debate import (
     JudgeVerdict,
     ModeratorVerdict,
     answer_key,
     fill,
-    is_transient,
     judge_json_format,
     language_name,
     moderator_json_format,

@@ -32,7 +32,7 @@ from langgraph.types import RetryPolicy, Send
 # pydantic, which builds Studio's input/output schemas, refuses typing.TypedDict on Python 3.11.
 from typing_extensions import TypedDict
 
-from nodes.agent_call import AgentReply, TraceEntry, ask
+from nodes.agent_call import AgentReply, TraceEntry, ask, is_transient
 from nodes.chat_models import ChatModelConfig
 from nodes.medagents import (
     build_report,
@@ -614,24 +614,6 @@ def route_after_revision(state: MedAgentsState,
 
 
 # ============================================================ transport retries
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Retry transport trouble (connection, timeout, 429, 5xx), not bad requests or bugs."""
-    try:
-        import openai
-    except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        openai = None
-    if openai is not None:
-        if isinstance(exc, openai.APIStatusError):
-            return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
-            return True
-    import httpx
-
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code == 429 or exc.response.status_code >= 500
-    return isinstance(exc, ConnectionError | TimeoutError | httpx.TransportError)
 
 
 RETRY_POLICY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff_factor=2.0,

@@ -67,3 +67,37 @@ def ask(
                        generated_tokens=generated_tokens, seconds=round(seconds, 4), output=text)
     entry.update(extra)  # type: ignore[typeddict-item]
     return AgentReply(text=text, trace=entry)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Transport trouble worth retrying (connection, timeout, 408/409/429, 5xx); not bad requests or bugs.
+
+    Graph nodes pass this to `RetryPolicy(retry_on=...)`.
+    """
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - langchain-openai is a dependency
+        openai = None
+    if openai is not None:
+        if isinstance(exc, openai.APIStatusError):
+            return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+        if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+            return True
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code == 429 or exc.response.status_code >= 500
+    if isinstance(exc, ConnectionError | TimeoutError | httpx.TransportError):
+        return True
+    # Other clients' errors, recognised by name or by an HTTP status attribute.
+    if type(exc).__name__ in _TRANSIENT_NAMES:
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
+
+
+_TRANSIENT_NAMES = frozenset({
+    "APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
+    "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout", "ReadError",
+    "RemoteProtocolError", "PoolTimeout",
+})

@@ -432,28 +432,3 @@ def parse_moderator(reply: str | Mapping[str, Any]) -> tuple[ModeratorVerdict | 
 
 def parse_judge(reply: str | Mapping[str, Any]) -> tuple[JudgeVerdict | None, str | None]:
     return _parse(reply, JudgeVerdict, {"answer"})
-
-
-# ---------------------------------------------------------------------------------------------
-# Model errors
-# ---------------------------------------------------------------------------------------------
-
-_TRANSIENT_NAMES = frozenset({
-    "APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
-    "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout", "ReadError",
-    "RemoteProtocolError", "PoolTimeout",
-})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying (connection, timeout, rate limit, 5xx): the node's RetryPolicy retries them.
-
-    Anything else (a context overflow, a bad request, a crashed local model) is recorded as a failed
-    turn and the debate carries on, instead of killing the run as the original did.
-    """
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    if type(exc).__name__ in _TRANSIENT_NAMES:
-        return True
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and (status == 429 or 500 <= status < 600)

@@ -20,8 +20,8 @@ from graphs.medagents import (
     MedAgentsContext,
     build_graph,
     graph,
-    is_transient,
 )
+from nodes.agent_call import is_transient
 from nodes.chat_models import register_chat_model
 from runners.methods import Outcome, get_method
 from tasks.base import TaskItem

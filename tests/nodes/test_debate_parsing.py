@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from nodes.agent_call import is_transient
 from nodes.debate import (
     extract_json_objects,
     fill,
-    is_transient,
     language_name,
     moderator_json_format,
     parse_judge,
