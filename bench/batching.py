@@ -40,8 +40,16 @@ def main() -> int:
     predictions = []
     for batch_size in (1, args.batch_size):
         configure_batching(batch_size)
-        summary = evaluate(args.method, task=args.task, data=args.data, limit=args.limit, batch_size=batch_size,
-                           db=db, options=options, progress=False)
+        summary = evaluate(
+            args.method,
+            task=args.task,
+            data=args.data,
+            limit=args.limit,
+            batch_size=batch_size,
+            db=db,
+            options=options,
+            progress=False,
+        )
         predictions.append({row.item_id: row.prediction for row in RunStore(db).items(summary.run_id)})
         rows.append((batch_size, summary))
     same = sum(predictions[0][k] == predictions[1].get(k) for k in predictions[0])
@@ -54,7 +62,10 @@ def main() -> int:
     ]
     lines += [f"| {b} | {s.seconds:.1f} | {s.seconds / s.n:.2f} | {s.generated_tokens} |" for b, s in rows]
     speedup = rows[0][1].seconds / rows[1][1].seconds
-    lines += ["", f"Speed-up per item: {speedup:.2f}x; identical greedy predictions: {same}/{len(predictions[0])}."]
+    lines += [
+        "",
+        f"Speed-up per item: {speedup:.2f}x; identical greedy predictions: {same}/{len(predictions[0])}.",
+    ]
     text = "\n".join(lines) + "\n"
     command = "    python " + " ".join(sys.argv)
     output.parent.mkdir(parents=True, exist_ok=True)

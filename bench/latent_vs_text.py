@@ -43,14 +43,25 @@ def plain_loop(items, context: MASContext, batch_size: int) -> tuple[float, int,
         questions = [task.prompt(item) for item in batch]
         handles = [None] * len(batch)
         for agent in SEQUENTIAL_LATENT:
-            requests = [RolloutRequest(messages=context.messages(agent, latent=True, question=q),
-                                       namespace=f"loop-{start + i}",
-                                       kv=h, latent_steps=context.latent_steps) for i, (q, h) in
-                        enumerate(zip(questions, handles, strict=True))]
+            requests = [
+                RolloutRequest(
+                    messages=context.messages(agent, latent=True, question=q),
+                    namespace=f"loop-{start + i}",
+                    kv=h,
+                    latent_steps=context.latent_steps,
+                )
+                for i, (q, h) in enumerate(zip(questions, handles, strict=True))
+            ]
             handles = [r.handle for r in backend.rollout(requests, store)]
-        requests = [GenerationRequest(messages=context.messages("judger", latent=True, question=q),
-                                      max_new_tokens=context.max_new_tokens, temperature=0.0, kv=h)
-                    for q, h in zip(questions, handles, strict=True)]
+        requests = [
+            GenerationRequest(
+                messages=context.messages("judger", latent=True, question=q),
+                max_new_tokens=context.max_new_tokens,
+                temperature=0.0,
+                kv=h,
+            )
+            for q, h in zip(questions, handles, strict=True)
+        ]
         for item, result in zip(batch, backend.generate(requests, store), strict=True):
             generated += result.generated_tokens
             predictions.append(task.grade(item, result.text).prediction)
@@ -60,7 +71,9 @@ def plain_loop(items, context: MASContext, batch_size: int) -> tuple[float, int,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", required=True)
     parser.add_argument("--task", required=True)
     parser.add_argument("--limit", type=int, default=20)
@@ -68,8 +81,11 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--latent-steps", type=int, default=10)
     parser.add_argument("--methods", default="baseline,text_mas,latent_mas")
-    parser.add_argument("--loop-first", action="store_true",
-                        help="run the plain loop before the graphs (order effects then favour the loop)")
+    parser.add_argument(
+        "--loop-first",
+        action="store_true",
+        help="run the plain loop before the graphs (order effects then favour the loop)",
+    )
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "latent_vs_text.md"))
     args = parser.parse_args()
 
@@ -84,11 +100,22 @@ def main() -> int:
         loop_seconds, loop_tokens, loop_predictions = plain_loop(items, context, args.batch_size)
     rows = {}
     for method in args.methods.split(","):
-        summary = evaluate(method, task=args.task, data=args.data, limit=args.limit, batch_size=args.batch_size,
-                           db=db, options=options, progress=False)
+        summary = evaluate(
+            method,
+            task=args.task,
+            data=args.data,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            db=db,
+            options=options,
+            progress=False,
+        )
         rows[method] = summary
-        print(f"{method}: {summary.generated_tokens} generated tokens, {summary.seconds:.1f} s, "
-              f"accuracy {summary.accuracy:.3f}", file=sys.stderr)
+        print(
+            f"{method}: {summary.generated_tokens} generated tokens, {summary.seconds:.1f} s, "
+            f"accuracy {summary.accuracy:.3f}",
+            file=sys.stderr,
+        )
 
     if not args.loop_first:
         loop_seconds, loop_tokens, loop_predictions = plain_loop(items, context, args.batch_size)
@@ -106,11 +133,15 @@ def main() -> int:
     for method, s in rows.items():
         token_share = f"{100 * s.generated_tokens / text.generated_tokens:.1f}%" if text else "-"
         speedup = f"{text.seconds / s.seconds:.2f}x" if text else "-"
-        lines.append(f"| {method} | {s.accuracy:.3f} | {s.generated_tokens} | {token_share} | {s.seconds:.1f} | {speedup} |")
+        lines.append(
+            f"| {method} | {s.accuracy:.3f} | {s.generated_tokens} | {token_share} | {s.seconds:.1f} | {speedup} |"
+        )
     if graph_run:
         overhead = 100 * (graph_run.seconds - loop_seconds) / loop_seconds
         graph_predictions = {row["item_id"]: row["prediction"] for row in _export(db, graph_run.run_id)}
-        same = sum(graph_predictions.get(item.id) == p for item, p in zip(items, loop_predictions, strict=True))
+        same = sum(
+            graph_predictions.get(item.id) == p for item, p in zip(items, loop_predictions, strict=True)
+        )
         lines += [
             "",
             "Framework overhead (latent_mas graph with SQLite checkpoints and KV handles vs a plain loop over the "
@@ -127,7 +158,10 @@ def main() -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(f"# LatentMAS vs text MAS benchmark\n\nCommand:\n\n{command}\n\n{table}")
     print(table)
-    print(json.dumps({m: s.to_dict() for m, s in rows.items()} | {"plain_loop_seconds": loop_seconds}), file=sys.stderr)
+    print(
+        json.dumps({m: s.to_dict() for m, s in rows.items()} | {"plain_loop_seconds": loop_seconds}),
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -30,10 +30,9 @@ from tasks.base import TaskItem  # noqa: E402
 ITEM = TaskItem(
     id="bench-1",
     question="A 58-year-old man has crushing chest pain radiating to the left arm for 30 minutes. "
-             "What is the most appropriate first drug?",
+    "What is the most appropriate first drug?",
     gold="A",
-    options={"A": "Aspirin", "B": "Amoxicillin", "C": "Omeprazole", "D": "Ibuprofen",
-             "E": "Lorazepam"},
+    options={"A": "Aspirin", "B": "Amoxicillin", "C": "Omeprazole", "D": "Ibuprofen", "E": "Lorazepam"},
 )
 DISSENTERS = ("Radiology.", "Pharmacology.")  # vote system prompts end with the domain
 
@@ -41,8 +40,7 @@ DISSENTERS = ("Radiology.", "Pharmacology.")  # vote system prompts end with the
 def canned_reply(system: str, user: str, scenario: str) -> str:
     """A well-formed reply for the stage this prompt belongs to."""
     if "subfields of medicine most relevant" in user:
-        return ("Medical Field: Cardiology | Emergency Medicine | Internal Medicine | "
-                "Pharmacology | Radiology")
+        return "Medical Field: Cardiology | Emergency Medicine | Internal Medicine | Pharmacology | Radiology"
     if "best suited to judge these options" in user:
         return "Medical Field: Cardiology | Pharmacology"
     if "explain what condition the scenario depicts" in user:
@@ -50,8 +48,10 @@ def canned_reply(system: str, user: str, scenario: str) -> str:
     if "assess each option in turn" in user:
         return "A: antiplatelet, indicated. B, C, D, E: do not treat ischemia; eliminate."
     if "Key Knowledge: [the extracted key knowledge]" in user:
-        return ("Key Knowledge: suspected ACS is treated with aspirin at once.\n"
-                "Total Analysis: aspirin is the first drug; the others do not treat ischemia.")
+        return (
+            "Key Knowledge: suspected ACS is treated with aspirin at once.\n"
+            "Total Analysis: aspirin is the first drug; the others do not treat ischemia."
+        )
     if "Reply with one word only: YES or NO" in user:
         disagrees = scenario == "dissent" and system.endswith(DISSENTERS) and "ECG" not in user
         return "NO" if disagrees else "YES"
@@ -105,16 +105,22 @@ class Handler(BaseHTTPRequestHandler):
                 self.server.in_flight -= 1
         prompt_tokens = len((system + " " + user).split())
         completion_tokens = len(text.split())
-        payload = json.dumps({
-            "id": f"chatcmpl-{self.server.calls}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", "fake"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        }).encode()
+        payload = json.dumps(
+            {
+                "id": f"chatcmpl-{self.server.calls}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -124,8 +130,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def run_once(server: FakeOpenAI, max_concurrency: int | None) -> tuple[float, dict[str, Any]]:
     # An unset key variable: the bench never reads a real credential and sends none.
-    ctx = MedAgentsContext(model="fake", base_url=server.base_url,
-                           api_key_env="MEDAGENTS_BENCH_NO_KEY")
+    ctx = MedAgentsContext(model="fake", base_url=server.base_url, api_key_env="MEDAGENTS_BENCH_NO_KEY")
     compiled = build_graph().compile()
     config: dict[str, Any] = {} if max_concurrency is None else {"max_concurrency": max_concurrency}
     started = time.perf_counter()
@@ -144,8 +149,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.3, help="server delay per call, seconds")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode (median kept)")
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).resolve().parent / "results" / "medagents_fanout.md")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results" / "medagents_fanout.md"
+    )
     args = parser.parse_args()
     os.environ.setdefault("NO_PROXY", "127.0.0.1")  # never route the local server via a proxy
 
@@ -164,13 +170,22 @@ def main() -> None:
                     times.append(seconds)
                     assert state["pred_answer"] == "A", state.get("failures")
                     assert len(state["trace"]) == server.calls
-                rows.append({"scenario": scenario, "mode": label, "calls": server.calls,
-                             "max_in_flight": server.max_in_flight,
-                             "seconds": statistics.median(times), "all": times,
-                             "rounds": len(state["vote_history"])})
-                print(f"{scenario:9s} {label:35s} calls={server.calls:2d} "
-                      f"max_in_flight={server.max_in_flight} "
-                      f"median={statistics.median(times):.2f}s runs={[round(t, 2) for t in times]}")
+                rows.append(
+                    {
+                        "scenario": scenario,
+                        "mode": label,
+                        "calls": server.calls,
+                        "max_in_flight": server.max_in_flight,
+                        "seconds": statistics.median(times),
+                        "all": times,
+                        "rounds": len(state["vote_history"]),
+                    }
+                )
+                print(
+                    f"{scenario:9s} {label:35s} calls={server.calls:2d} "
+                    f"max_in_flight={server.max_in_flight} "
+                    f"median={statistics.median(times):.2f}s runs={[round(t, 2) for t in times]}"
+                )
         finally:
             server.shutdown()
             server.server_close()
@@ -190,14 +205,19 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        serial = next(r["seconds"] for r in rows
-                      if r["scenario"] == row["scenario"] and r["mode"].startswith("one at a time"))
-        lines.append(f"| {row['scenario']} | {row['mode']} | {row['calls']} | {row['max_in_flight']} "
-                     f"| {row['seconds']:.2f} | {row['calls'] * args.latency:.1f} "
-                     f"| {serial / row['seconds']:.2f}x |")
+        serial = next(
+            r["seconds"]
+            for r in rows
+            if r["scenario"] == row["scenario"] and r["mode"].startswith("one at a time")
+        )
+        lines.append(
+            f"| {row['scenario']} | {row['mode']} | {row['calls']} | {row['max_in_flight']} "
+            f"| {row['seconds']:.2f} | {row['calls'] * args.latency:.1f} "
+            f"| {serial / row['seconds']:.2f}x |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines[-len(rows) - 2:]))
+    print("\n".join(lines[-len(rows) - 2 :]))
     print(f"wrote {args.out}")
 
 

@@ -53,8 +53,13 @@ from runners.methods import Outcome
 from tasks.base import TaskItem
 
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
-PLAYER_NAMES = {"base": "Baseline", "affirmative": "Affirmative side", "negative": "Negative side",
-                "moderator": "Moderator", "judge": "Judge"}
+PLAYER_NAMES = {
+    "base": "Baseline",
+    "affirmative": "Affirmative side",
+    "negative": "Negative side",
+    "moderator": "Moderator",
+    "judge": "Judge",
+}
 HUMAN_ATTEMPTS = 3  # invalid human verdicts are asked again this many times in all, then the round fails
 
 ModelChoice = str | ChatModelConfig | None
@@ -64,58 +69,103 @@ ModelChoice = str | ChatModelConfig | None
 # Configuration
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class DebateContext:
     """Run configuration (never checkpointed): mode, rounds, stop rule, models, prompts, human role."""
 
-    mode: Literal["qa", "translation"] = field(default="qa", metadata={
-        "description": "'qa': debate a question (debate_topic); 'translation': debate a translation "
-                       "(source text, languages); the answer key is debate_answer / debate_translation."})
-    max_rounds: int = field(default=3, metadata={
-        "description": "Maximum debate rounds (the paper's max_round); the judge decides if none gave an answer."})
-    early_stop: Literal["answer", "preference"] = field(default="answer", metadata={
-        "description": "When a moderator verdict ends the debate: 'answer' (the original's rule) when its "
-                       "debate answer is non-empty; 'preference' when it says there is a preference."})
-    temperature: float = field(default=0.0, metadata={
-        "description": "Sampling temperature for every role given by model name."})
-    model: str | ChatModelConfig = field(default="local", metadata={
-        "description": "Default model for all roles: a name ('local', 'local:<ref>', a served model, a "
-                       "registered test model) or a ChatModelConfig (used as given)."})
-    base_url: str | None = field(default=None, metadata={
-        "description": "OpenAI-compatible endpoint for models given by name (None = local backend)."})
-    max_tokens: int = field(default=512, metadata={
-        "description": "Generation limit per turn for models given by name."})
-    base_model: ModelChoice = field(default=None, metadata={
-        "description": "Model of the baseline agent (None = `model`)."})
-    affirmative_model: ModelChoice = field(default=None, metadata={
-        "description": "Model of the affirmative debater (None = `model`)."})
-    negative_model: ModelChoice = field(default=None, metadata={
-        "description": "Model of the negative debater (None = `model`)."})
-    moderator_model: ModelChoice = field(default=None, metadata={
-        "description": "Model of the moderator (None = `model`)."})
-    judge_model: ModelChoice = field(default=None, metadata={
-        "description": "Model of the fallback judge (None = `model`)."})
-    prompts: dict[str, str] = field(default_factory=dict, metadata={
-        "description": "Prompt template overrides by name (base_prompt, player_meta_prompt, "
-                       "moderator_meta_prompt, affirmative_prompt, negative_prompt, debate_prompt, "
-                       "moderator_prompt, judge_prompt_last1, judge_prompt_last2, format_reminder); "
-                       "##placeholders## as in the original MAD prompt files."})
-    judge_sees: Literal["last_round", "first_round"] = field(default="last_round", metadata={
-        "description": "Which arguments the judge is shown: the last round's (fixes the original) or "
-                       "the first round's (the original's behaviour)."})
-    human_role: Literal["moderator"] | None = field(default=None, metadata={
-        "description": "'moderator': a human moderates through interrupt()/Command(resume=verdict)."})
-    source_lang: str = field(default="zh", metadata={
-        "description": "Translation source language (code or name) when the input gives none."})
-    target_lang: str = field(default="en", metadata={
-        "description": "Translation target language (code or name) when the input gives none."})
+    mode: Literal["qa", "translation"] = field(
+        default="qa",
+        metadata={
+            "description": "'qa': debate a question (debate_topic); 'translation': debate a translation "
+            "(source text, languages); the answer key is debate_answer / debate_translation."
+        },
+    )
+    max_rounds: int = field(
+        default=3,
+        metadata={
+            "description": "Maximum debate rounds (the paper's max_round); the judge decides if none gave an answer."
+        },
+    )
+    early_stop: Literal["answer", "preference"] = field(
+        default="answer",
+        metadata={
+            "description": "When a moderator verdict ends the debate: 'answer' (the original's rule) when its "
+            "debate answer is non-empty; 'preference' when it says there is a preference."
+        },
+    )
+    temperature: float = field(
+        default=0.0, metadata={"description": "Sampling temperature for every role given by model name."}
+    )
+    model: str | ChatModelConfig = field(
+        default="local",
+        metadata={
+            "description": "Default model for all roles: a name ('local', 'local:<ref>', a served model, a "
+            "registered test model) or a ChatModelConfig (used as given)."
+        },
+    )
+    base_url: str | None = field(
+        default=None,
+        metadata={
+            "description": "OpenAI-compatible endpoint for models given by name (None = local backend)."
+        },
+    )
+    max_tokens: int = field(
+        default=512, metadata={"description": "Generation limit per turn for models given by name."}
+    )
+    base_model: ModelChoice = field(
+        default=None, metadata={"description": "Model of the baseline agent (None = `model`)."}
+    )
+    affirmative_model: ModelChoice = field(
+        default=None, metadata={"description": "Model of the affirmative debater (None = `model`)."}
+    )
+    negative_model: ModelChoice = field(
+        default=None, metadata={"description": "Model of the negative debater (None = `model`)."}
+    )
+    moderator_model: ModelChoice = field(
+        default=None, metadata={"description": "Model of the moderator (None = `model`)."}
+    )
+    judge_model: ModelChoice = field(
+        default=None, metadata={"description": "Model of the fallback judge (None = `model`)."}
+    )
+    prompts: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "description": "Prompt template overrides by name (base_prompt, player_meta_prompt, "
+            "moderator_meta_prompt, affirmative_prompt, negative_prompt, debate_prompt, "
+            "moderator_prompt, judge_prompt_last1, judge_prompt_last2, format_reminder); "
+            "##placeholders## as in the original MAD prompt files."
+        },
+    )
+    judge_sees: Literal["last_round", "first_round"] = field(
+        default="last_round",
+        metadata={
+            "description": "Which arguments the judge is shown: the last round's (fixes the original) or "
+            "the first round's (the original's behaviour)."
+        },
+    )
+    human_role: Literal["moderator"] | None = field(
+        default=None,
+        metadata={
+            "description": "'moderator': a human moderates through interrupt()/Command(resume=verdict)."
+        },
+    )
+    source_lang: str = field(
+        default="zh",
+        metadata={"description": "Translation source language (code or name) when the input gives none."},
+    )
+    target_lang: str = field(
+        default="en",
+        metadata={"description": "Translation target language (code or name) when the input gives none."},
+    )
 
     def model_config_for(self, role: str) -> ChatModelConfig:
         choice = getattr(self, f"{role}_model", None) or self.model
         if isinstance(choice, ChatModelConfig):
             return choice
-        return ChatModelConfig(model=choice, base_url=self.base_url, temperature=self.temperature,
-                               max_tokens=self.max_tokens)
+        return ChatModelConfig(
+            model=choice, base_url=self.base_url, temperature=self.temperature, max_tokens=self.max_tokens
+        )
 
 
 def _context(runtime: Runtime[DebateContext]) -> DebateContext:
@@ -131,13 +181,15 @@ def _context(runtime: Runtime[DebateContext]) -> DebateContext:
 # State
 # ---------------------------------------------------------------------------------------------
 
+
 class Message(TypedDict):
     role: str  # "system" | "user" | "assistant"
     content: str
 
 
-def merge_memories(left: dict[str, list[Message]] | None,
-                   right: dict[str, list[Message]] | None) -> dict[str, list[Message]]:
+def merge_memories(
+    left: dict[str, list[Message]] | None, right: dict[str, list[Message]] | None
+) -> dict[str, list[Message]]:
     """Append each player's new messages to its memory (nodes return only what they add)."""
     merged = {name: list(messages) for name, messages in (left or {}).items()}
     for name, messages in (right or {}).items():
@@ -202,6 +254,7 @@ def debate_input(
 # Helpers shared by the nodes
 # ---------------------------------------------------------------------------------------------
 
+
 def _msg(role: str, content: str) -> Message:
     return {"role": role, "content": content}
 
@@ -221,16 +274,28 @@ def _failure(node: str, round_: int, kind: str, detail: str, **extra: Any) -> di
 
 
 def _failed_call(agent: str, role: str, exc: Exception, seconds: float) -> TraceEntry:
-    return TraceEntry(agent=agent, role=role, prompt_tokens=0, generated_tokens=0,
-                      seconds=round(seconds, 4), failure=f"{type(exc).__name__}: {exc}")
+    return TraceEntry(
+        agent=agent,
+        role=role,
+        prompt_tokens=0,
+        generated_tokens=0,
+        seconds=round(seconds, 4),
+        failure=f"{type(exc).__name__}: {exc}",
+    )
 
 
-_TRACE_ROLES = {"base": "baseline", "affirmative": "debater", "negative": "debater",
-                "moderator": "moderator", "judge": "judge"}
+_TRACE_ROLES = {
+    "base": "baseline",
+    "affirmative": "debater",
+    "negative": "debater",
+    "moderator": "moderator",
+    "judge": "judge",
+}
 
 
-def _turn(ctx: DebateContext, role: str, memory: list[Message], new: list[Message],
-          round_: int) -> tuple[str | None, TraceEntry, str | None]:
+def _turn(
+    ctx: DebateContext, role: str, memory: list[Message], new: list[Message], round_: int
+) -> tuple[str | None, TraceEntry, str | None]:
     """One model call for `role` on its memory plus the new events: (reply, trace, error).
 
     Transient errors propagate (the node's RetryPolicy retries them); others become an error
@@ -238,18 +303,27 @@ def _turn(ctx: DebateContext, role: str, memory: list[Message], new: list[Messag
     """
     started = time.perf_counter()
     try:
-        reply = ask(ctx.model_config_for(role), _chat(memory + new), agent=role, role=_TRACE_ROLES[role],
-                    round=round_)
+        reply = ask(
+            ctx.model_config_for(role), _chat(memory + new), agent=role, role=_TRACE_ROLES[role], round=round_
+        )
     except Exception as exc:
         if is_transient(exc):
             raise
-        return None, _failed_call(role, _TRACE_ROLES[role], exc, time.perf_counter() - started), f"{type(exc).__name__}: {exc}"
+        return (
+            None,
+            _failed_call(role, _TRACE_ROLES[role], exc, time.perf_counter() - started),
+            f"{type(exc).__name__}: {exc}",
+        )
     return reply.text, reply.trace, None
 
 
 def _fill_task(templates: dict[str, str], state: DebateState, base: str | None) -> dict[str, str]:
-    values = {"debate_topic": state.get("debate_topic", ""), "source": state.get("source", ""),
-              "src_lng": state.get("src_lng", ""), "tgt_lng": state.get("tgt_lng", "")}
+    values = {
+        "debate_topic": state.get("debate_topic", ""),
+        "source": state.get("source", ""),
+        "src_lng": state.get("src_lng", ""),
+        "tgt_lng": state.get("tgt_lng", ""),
+    }
     if base is not None:
         values.update(base_answer=base, base_translation=base)
     return {key: fill(template, **values) for key, template in templates.items()}
@@ -263,6 +337,7 @@ def _format_reminder(prompts: dict[str, str], error: str, json_format: str) -> s
 # Nodes, in the order of the debate
 # ---------------------------------------------------------------------------------------------
 
+
 def base_answer(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
     """Step 1: the baseline agent answers (translates) the task, unless a base answer was given."""
     ctx = _context(runtime)
@@ -270,13 +345,19 @@ def base_answer(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str
     if ctx.mode == "translation":
         if not state.get("source"):
             raise ValueError("translation mode needs a source text: debate_input(source_text=...)")
-        task = {"src_lng": language_name(state.get("src_lng") or ctx.source_lang),
-                "tgt_lng": language_name(state.get("tgt_lng") or ctx.target_lang)}
+        task = {
+            "src_lng": language_name(state.get("src_lng") or ctx.source_lang),
+            "tgt_lng": language_name(state.get("tgt_lng") or ctx.target_lang),
+        }
     elif not state.get("debate_topic"):
         raise ValueError("qa mode needs a debate topic: debate_input(topic) (or set mode='translation')")
     templates = prompt_templates(ctx.mode, ctx.prompts)
-    update: dict[str, Any] = {"start_time": datetime.now().isoformat(timespec="seconds"), "round": 0,
-                              "halted": None, **task}
+    update: dict[str, Any] = {
+        "start_time": datetime.now().isoformat(timespec="seconds"),
+        "round": 0,
+        "halted": None,
+        **task,
+    }
     base = state.get("base_answer") or None
     if base is None:
         prompt = _fill_task(templates, {**state, **task}, None)["base_prompt"]
@@ -284,8 +365,11 @@ def base_answer(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str
         text, trace, error = _turn(ctx, "base", [], new, 0)
         update["trace"] = [trace]
         if error is not None:
-            update.update(halted="base", failures=[_failure("base_answer", 0, "model_error", error)],
-                          prompts=_fill_task(templates, {**state, **task}, None))
+            update.update(
+                halted="base",
+                failures=[_failure("base_answer", 0, "model_error", error)],
+                prompts=_fill_task(templates, {**state, **task}, None),
+            )
             return update
         base = text.strip()
         update["memories"] = {"base": new + [_msg("assistant", text)]}
@@ -315,15 +399,18 @@ def negative(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, A
     memory = (state.get("memories") or {}).get("negative", [])
     aff_ans = _arguments(state, "affirmative")[-1]
     if round_ == 1:
-        new = [_msg("system", prompts["player_meta_prompt"]),
-               _msg("user", fill(prompts["negative_prompt"], aff_ans=aff_ans))]
+        new = [
+            _msg("system", prompts["player_meta_prompt"]),
+            _msg("user", fill(prompts["negative_prompt"], aff_ans=aff_ans)),
+        ]
     else:
         new = [_msg("user", fill(prompts["debate_prompt"], oppo_ans=aff_ans))]
     return _debater_update("negative", ctx, memory, new, round_)
 
 
-def _debater_update(player: str, ctx: DebateContext, memory: list[Message], new: list[Message],
-                    round_: int) -> dict[str, Any]:
+def _debater_update(
+    player: str, ctx: DebateContext, memory: list[Message], new: list[Message], round_: int
+) -> dict[str, Any]:
     text, trace, error = _turn(ctx, player, memory, new, round_)
     update: dict[str, Any] = {"round": round_, "trace": [trace]}
     if error is not None:
@@ -347,19 +434,34 @@ def moderator(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, 
     if ctx.human_role == "moderator":
         return _human_moderator(ctx, state, round_, aff_ans, neg_ans, new)
 
-    verdict, raws, traces, error = _ask_json(ctx, "moderator", memory, new, round_, parse_moderator,
-                                             prompts, moderator_json_format(ctx.mode))
+    verdict, raws, traces, error = _ask_json(
+        ctx, "moderator", memory, new, round_, parse_moderator, prompts, moderator_json_format(ctx.mode)
+    )
     update: dict[str, Any] = {"trace": traces, "memories": {"moderator": new}}
     update["verdicts"] = [_verdict_entry("moderator", round_, verdict, ctx.mode, raws[-1] if raws else None)]
     if verdict is None:
-        update["failures"] = [_failure("moderator", round_, "unparseable" if raws else "model_error",
-                                       error or "", raw=raws[-1] if raws else None)]
+        update["failures"] = [
+            _failure(
+                "moderator",
+                round_,
+                "unparseable" if raws else "model_error",
+                error or "",
+                raw=raws[-1] if raws else None,
+            )
+        ]
     return update
 
 
-def _ask_json(ctx: DebateContext, role: str, memory: list[Message], new: list[Message], round_: int,
-              parse: Any, prompts: dict[str, str], json_format: str
-              ) -> tuple[ModeratorVerdict | JudgeVerdict | None, list[str], list[TraceEntry], str | None]:
+def _ask_json(
+    ctx: DebateContext,
+    role: str,
+    memory: list[Message],
+    new: list[Message],
+    round_: int,
+    parse: Any,
+    prompts: dict[str, str],
+    json_format: str,
+) -> tuple[ModeratorVerdict | JudgeVerdict | None, list[str], list[TraceEntry], str | None]:
     """Ask for a JSON verdict; an unreadable reply is retried once with a reminder of the format.
 
     Appends the exchange (both tries) to `new`, so the memory shows exactly what was said.
@@ -385,19 +487,25 @@ def _ask_json(ctx: DebateContext, role: str, memory: list[Message], new: list[Me
     return None, raws, traces, error
 
 
-def _verdict_entry(by: str, round_: int, verdict: ModeratorVerdict | JudgeVerdict | None, mode: str,
-                   raw: str | None) -> dict[str, Any]:
+def _verdict_entry(
+    by: str, round_: int, verdict: ModeratorVerdict | JudgeVerdict | None, mode: str, raw: str | None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"by": by, "round": round_, "ok": verdict is not None, "raw": raw}
     if isinstance(verdict, ModeratorVerdict):
-        entry.update(preference=verdict.preference, supported_side=verdict.supported_side,
-                     reason=verdict.reason, answer=verdict.answer)
+        entry.update(
+            preference=verdict.preference,
+            supported_side=verdict.supported_side,
+            reason=verdict.reason,
+            answer=verdict.answer,
+        )
     elif isinstance(verdict, JudgeVerdict):
         entry.update(preference=None, supported_side="", reason=verdict.reason, answer=verdict.answer)
     return entry
 
 
-def _human_moderator(ctx: DebateContext, state: DebateState, round_: int, aff_ans: str, neg_ans: str,
-                     new: list[Message]) -> dict[str, Any]:
+def _human_moderator(
+    ctx: DebateContext, state: DebateState, round_: int, aff_ans: str, neg_ans: str, new: list[Message]
+) -> dict[str, Any]:
     """The human moderator: interrupt() with the round's arguments, validate the resumed verdict.
 
     Everything before interrupt() is side-effect free: on resume this node runs again from its start.
@@ -413,7 +521,7 @@ def _human_moderator(ctx: DebateContext, state: DebateState, round_: int, aff_an
         "expected_keys": ["Whether there is a preference", "Supported Side", "Reason", key],
         "format": moderator_json_format(ctx.mode),
         "instructions": f"Resume with a JSON object (dict or string) with these keys; a non-empty "
-                        f"{key!r} ends the debate with that answer, an empty one continues it.",
+        f"{key!r} ends the debate with that answer, an empty one continues it.",
     }
     verdict: ModeratorVerdict | None = None
     error: str | None = None
@@ -424,12 +532,20 @@ def _human_moderator(ctx: DebateContext, state: DebateState, round_: int, aff_an
         if verdict is not None:
             break
     raw = given if isinstance(given, str) else json.dumps(given, ensure_ascii=False, default=str)
-    new.append(_msg("assistant", json.dumps(verdict.to_json(ctx.mode), ensure_ascii=False)
-                    if verdict is not None else raw))
-    trace = TraceEntry(agent="moderator", role="human", prompt_tokens=0, generated_tokens=0, seconds=0.0,
-                       output=raw)
-    update: dict[str, Any] = {"memories": {"moderator": new}, "trace": [trace],
-                              "verdicts": [_verdict_entry("human", round_, verdict, ctx.mode, raw)]}
+    new.append(
+        _msg(
+            "assistant",
+            json.dumps(verdict.to_json(ctx.mode), ensure_ascii=False) if verdict is not None else raw,
+        )
+    )
+    trace = TraceEntry(
+        agent="moderator", role="human", prompt_tokens=0, generated_tokens=0, seconds=0.0, output=raw
+    )
+    update: dict[str, Any] = {
+        "memories": {"moderator": new},
+        "trace": [trace],
+        "verdicts": [_verdict_entry("human", round_, verdict, ctx.mode, raw)],
+    }
     if verdict is None:
         trace["failure"] = f"invalid human verdict: {error}"
         update["failures"] = [_failure("moderator", round_, "invalid_human_verdict", error or "", raw=raw)]
@@ -443,12 +559,17 @@ def judge_candidates(state: DebateState, runtime: Runtime[DebateContext]) -> dic
     # The original showed the judge round 1's arguments; by default we show the last round's.
     pick = 0 if ctx.judge_sees == "first_round" else -1
     aff_ans, neg_ans = _arguments(state, "affirmative")[pick], _arguments(state, "negative")[pick]
-    new = [_msg("system", prompts["moderator_meta_prompt"]),
-           _msg("user", fill(prompts["judge_prompt_last1"], aff_ans=aff_ans, neg_ans=neg_ans))]
+    new = [
+        _msg("system", prompts["moderator_meta_prompt"]),
+        _msg("user", fill(prompts["judge_prompt_last1"], aff_ans=aff_ans, neg_ans=neg_ans)),
+    ]
     text, trace, error = _turn(ctx, "judge", [], new, state.get("round", 0))
     if error is not None:
-        return {"trace": [trace], "halted": "judge",
-                "failures": [_failure("judge_candidates", state.get("round", 0), "model_error", error)]}
+        return {
+            "trace": [trace],
+            "halted": "judge",
+            "failures": [_failure("judge_candidates", state.get("round", 0), "model_error", error)],
+        }
     return {"trace": [trace], "memories": {"judge": new + [_msg("assistant", text)]}}
 
 
@@ -459,14 +580,24 @@ def judge_decide(state: DebateState, runtime: Runtime[DebateContext]) -> dict[st
     round_ = state.get("round", 0)
     memory = (state.get("memories") or {}).get("judge", [])
     new = [_msg("user", prompts["judge_prompt_last2"])]
-    verdict, raws, traces, error = _ask_json(ctx, "judge", memory, new, round_, parse_judge, prompts,
-                                             judge_json_format(ctx.mode))
-    update: dict[str, Any] = {"trace": traces, "memories": {"judge": new},
-                              "verdicts": [_verdict_entry("judge", round_, verdict, ctx.mode,
-                                                          raws[-1] if raws else None)]}
+    verdict, raws, traces, error = _ask_json(
+        ctx, "judge", memory, new, round_, parse_judge, prompts, judge_json_format(ctx.mode)
+    )
+    update: dict[str, Any] = {
+        "trace": traces,
+        "memories": {"judge": new},
+        "verdicts": [_verdict_entry("judge", round_, verdict, ctx.mode, raws[-1] if raws else None)],
+    }
     if verdict is None:
-        update["failures"] = [_failure("judge_decide", round_, "unparseable" if raws else "model_error",
-                                       error or "", raw=raws[-1] if raws else None)]
+        update["failures"] = [
+            _failure(
+                "judge_decide",
+                round_,
+                "unparseable" if raws else "model_error",
+                error or "",
+                raw=raws[-1] if raws else None,
+            )
+        ]
     return update
 
 
@@ -489,24 +620,35 @@ def conclude(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, A
         "success": bool(answer),
     }
     if ctx.mode == "translation":
-        record.update(src_lng=state.get("src_lng", ""), tgt_lng=state.get("tgt_lng", ""),
-                      source=state.get("source", ""), reference=state.get("reference") or "",
-                      base_translation=state.get("base_answer", ""))
+        record.update(
+            src_lng=state.get("src_lng", ""),
+            tgt_lng=state.get("tgt_lng", ""),
+            source=state.get("source", ""),
+            reference=state.get("reference") or "",
+            base_translation=state.get("base_answer", ""),
+        )
     else:
         record.update(debate_topic=state.get("debate_topic", ""), base_answer=state.get("base_answer", ""))
-    record.update({
-        key: answer,
-        "Reason": decision["reason"] if decision else "",
-        "Supported Side": decision["supported_side"] if decision else "",
-        "config": dict(state.get("prompts") or {}),
-        "players": {PLAYER_NAMES.get(name, name): list(messages)
-                    for name, messages in (state.get("memories") or {}).items()},
-        "rounds": state.get("round", 0),
-        "decided_by": decision["by"] if decision else None,
-        "tokens": {"prompt": prompt_tokens, "generated": generated_tokens,
-                   "total": prompt_tokens + generated_tokens},
-        "failures": list(state.get("failures") or []),
-    })
+    record.update(
+        {
+            key: answer,
+            "Reason": decision["reason"] if decision else "",
+            "Supported Side": decision["supported_side"] if decision else "",
+            "config": dict(state.get("prompts") or {}),
+            "players": {
+                PLAYER_NAMES.get(name, name): list(messages)
+                for name, messages in (state.get("memories") or {}).items()
+            },
+            "rounds": state.get("round", 0),
+            "decided_by": decision["by"] if decision else None,
+            "tokens": {
+                "prompt": prompt_tokens,
+                "generated": generated_tokens,
+                "total": prompt_tokens + generated_tokens,
+            },
+            "failures": list(state.get("failures") or []),
+        }
+    )
     return {"record": record}
 
 
@@ -537,6 +679,7 @@ def _decision(state: DebateState, ctx: DebateContext) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------
 # Routing
 # ---------------------------------------------------------------------------------------------
+
 
 def _both_sides_spoke(state: DebateState) -> bool:
     return bool(_arguments(state, "affirmative")) and bool(_arguments(state, "negative"))
@@ -581,6 +724,7 @@ def route_after_judge_candidates(state: DebateState) -> str:
 # The graph
 # ---------------------------------------------------------------------------------------------
 
+
 def build_graph() -> StateGraph:
     """The uncompiled MAD graph (compile with a checkpointer for resumable runs)."""
     # Transient transport errors are retried by LangGraph; other model errors are recorded in-node.
@@ -596,14 +740,18 @@ def build_graph() -> StateGraph:
 
     builder.add_edge(START, "base_answer")
     builder.add_conditional_edges("base_answer", route_after_base, ["affirmative", "conclude"])
-    builder.add_conditional_edges("affirmative", route_after_affirmative,
-                                  ["negative", "judge_candidates", "conclude"])
-    builder.add_conditional_edges("negative", route_after_negative,
-                                  ["moderator", "judge_candidates", "conclude"])
-    builder.add_conditional_edges("moderator", route_after_moderator,
-                                  ["affirmative", "judge_candidates", "conclude"])
-    builder.add_conditional_edges("judge_candidates", route_after_judge_candidates,
-                                  ["judge_decide", "conclude"])
+    builder.add_conditional_edges(
+        "affirmative", route_after_affirmative, ["negative", "judge_candidates", "conclude"]
+    )
+    builder.add_conditional_edges(
+        "negative", route_after_negative, ["moderator", "judge_candidates", "conclude"]
+    )
+    builder.add_conditional_edges(
+        "moderator", route_after_moderator, ["affirmative", "judge_candidates", "conclude"]
+    )
+    builder.add_conditional_edges(
+        "judge_candidates", route_after_judge_candidates, ["judge_decide", "conclude"]
+    )
     builder.add_edge("judge_decide", "conclude")
     builder.add_edge("conclude", END)
     return builder
@@ -647,6 +795,7 @@ def _number(text: str) -> float | None:
 
 def _fallback_grade(answer: str, accepted: list[str]) -> bool:
     """Exact match (normalized) or numeric equivalence against any accepted answer."""
+
     def norm(text: str) -> str:
         return re.sub(r"\s+", " ", text.strip().strip(".").lower())
 
@@ -687,9 +836,18 @@ class DebateEvalMethod:
 
     def context(self, options: dict[str, Any]) -> DebateContext:
         ctx = DebateContext(mode=_mode_of(options))  # type: ignore[arg-type]
-        simple = {"max_rounds": int, "temperature": float, "model": str, "base_url": str,
-                  "source": None, "target": None, "human": None, "max_new_tokens": None,
-                  "judge_sees": None, "prompts_file": None}
+        simple = {
+            "max_rounds": int,
+            "temperature": float,
+            "model": str,
+            "base_url": str,
+            "source": None,
+            "target": None,
+            "human": None,
+            "max_new_tokens": None,
+            "judge_sees": None,
+            "prompts_file": None,
+        }
         for key in simple:
             if options.get(key) is None:
                 continue
@@ -716,12 +874,14 @@ class DebateEvalMethod:
         if _mode_of(options) == "translation":
             gold = item.gold[0] if isinstance(item.gold, list) and item.gold else item.gold
             meta = item.meta or {}
-            return dict(debate_input(
-                source_text=item.question,
-                source_lang=options.get("source") or meta.get("src_lng") or meta.get("source_lang"),
-                target_lang=options.get("target") or meta.get("tgt_lng") or meta.get("target_lang"),
-                reference=None if gold is None else str(gold),
-            ))
+            return dict(
+                debate_input(
+                    source_text=item.question,
+                    source_lang=options.get("source") or meta.get("src_lng") or meta.get("source_lang"),
+                    target_lang=options.get("target") or meta.get("tgt_lng") or meta.get("target_lang"),
+                    reference=None if gold is None else str(gold),
+                )
+            )
         return dict(debate_input(item.question))
 
     def outcome(self, item: TaskItem, state: dict[str, Any], options: dict[str, Any]) -> Outcome:
@@ -730,8 +890,12 @@ class DebateEvalMethod:
         answer = record.get(answer_key(mode)) or ""
         if not answer:
             reasons = "; ".join(f"{f['node']}: {f['kind']}" for f in record.get("failures") or [])
-            return Outcome(prediction=None, correct=False if mode == "qa" else None, record=record,
-                           error="the debate produced no answer" + (f" ({reasons})" if reasons else ""))
+            return Outcome(
+                prediction=None,
+                correct=False if mode == "qa" else None,
+                record=record,
+                error="the debate produced no answer" + (f" ({reasons})" if reasons else ""),
+            )
         correct = None if mode == "translation" else _grade(item, answer, options)
         return Outcome(prediction=answer, correct=correct, record=record)
 

@@ -142,8 +142,10 @@ class LatentBackend:
                     w_a = torch.linalg.solve(gram, w_out.T @ w_in)
                 else:
                     w_a = torch.eye(w_in.shape[1])
-                self._realign[realign] = (w_a.to(self.device, self.loaded.dtype),
-                                          target_norm.to(self.device, self.loaded.dtype))
+                self._realign[realign] = (
+                    w_a.to(self.device, self.loaded.dtype),
+                    target_norm.to(self.device, self.loaded.dtype),
+                )
             return self._realign[realign]
 
     def _align(self, hidden: torch.Tensor, realign: bool) -> torch.Tensor:
@@ -181,19 +183,21 @@ class LatentBackend:
             values = torch.zeros_like(keys)
             for row, layers in enumerate(rows):
                 if layers:
-                    keys[row, :, width - lengths[row]:] = layers[layer].keys
-                    values[row, :, width - lengths[row]:] = layers[layer].values
+                    keys[row, :, width - lengths[row] :] = layers[layer].keys
+                    values[row, :, width - lengths[row] :] = layers[layer].values
             pairs.append((keys, values))
         for row, length in enumerate(lengths):
-            mask[row, width - length:] = 1
+            mask[row, width - length :] = 1
         return _Prefix(DynamicCache(pairs), mask, next_position)
 
     @staticmethod
     def _row_layers(cache: DynamicCache, row: int, keep: torch.Tensor) -> list[LayerKV]:
         """One row's cache positions where `keep` is true, as fresh tensors."""
         index = keep.nonzero().squeeze(1).to(cache.layers[0].keys.device)
-        return [LayerKV(layer.keys[row].index_select(1, index), layer.values[row].index_select(1, index))
-                for layer in cache.layers]
+        return [
+            LayerKV(layer.keys[row].index_select(1, index), layer.values[row].index_select(1, index))
+            for layer in cache.layers
+        ]
 
     def _pad_prompts(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(p) for p in prompts)
@@ -201,8 +205,8 @@ class LatentBackend:
         ids = torch.full((len(prompts), width), pad, dtype=torch.long)
         mask = torch.zeros(len(prompts), width, dtype=torch.long)
         for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt):] = 1
+            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
         return ids, mask
 
     @staticmethod
@@ -211,8 +215,14 @@ class LatentBackend:
         positions = start[:, None] + new_mask.cumsum(dim=1) - 1
         return positions.clamp_min(0) * new_mask + start[:, None] * (1 - new_mask)
 
-    def _prefill(self, handles: list[KVHandle | None], prompts: list[list[int]], store: KVStore | None, *,
-                 decoder_only: bool):
+    def _prefill(
+        self,
+        handles: list[KVHandle | None],
+        prompts: list[list[int]],
+        store: KVStore | None,
+        *,
+        decoder_only: bool,
+    ):
         """Read left-padded prompts on top of their cached positions.
 
         Returns (model output, attention mask over cache + prompt, prompt position ids, cache width).
@@ -221,8 +231,13 @@ class LatentBackend:
         ids, prompt_mask = self._pad_prompts(prompts)
         positions = self._positions(prefix.next_position, prompt_mask)
         mask = torch.cat([prefix.mask, prompt_mask], dim=1)
-        out = self._forward(decoder_only=decoder_only, input_ids=ids, attention_mask=mask, position_ids=positions,
-                            past_key_values=prefix.cache if prefix.cache is not None else DynamicCache())
+        out = self._forward(
+            decoder_only=decoder_only,
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=prefix.cache if prefix.cache is not None else DynamicCache(),
+        )
         return out, mask, positions, prefix.mask.shape[1]
 
     def _forward(self, *, decoder_only: bool, logits_to_keep: int = 1, **inputs: torch.Tensor):
@@ -251,16 +266,21 @@ class LatentBackend:
             self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), steps)
         results: list[RolloutResult | None] = [None] * len(requests)
         for chunk in plan_chunks([len(p) for p in prompts], forwards=1 + steps):
-            for row, result in zip(chunk, self._rollout_chunk([requests[i] for i in chunk],
-                                                              [prompts[i] for i in chunk], store), strict=True):
+            for row, result in zip(
+                chunk,
+                self._rollout_chunk([requests[i] for i in chunk], [prompts[i] for i in chunk], store),
+                strict=True,
+            ):
                 results[row] = result
         return results  # type: ignore[return-value]
 
-    def _rollout_chunk(self, requests: list[RolloutRequest], prompts: list[list[int]],
-                       store: KVStore) -> list[RolloutResult]:
+    def _rollout_chunk(
+        self, requests: list[RolloutRequest], prompts: list[list[int]], store: KVStore
+    ) -> list[RolloutResult]:
         steps = requests[0].latent_steps
-        out, mask, positions, prefix_width = self._prefill([r.kv for r in requests], prompts, store,
-                                                            decoder_only=True)
+        out, mask, positions, prefix_width = self._prefill(
+            [r.kv for r in requests], prompts, store, decoder_only=True
+        )
         cache = out.past_key_values
         hidden = out.last_hidden_state[:, -1]
         next_position = positions[:, -1] + 1
@@ -268,8 +288,13 @@ class LatentBackend:
         for _ in range(steps):
             embeds = self._align(hidden, requests[0].realign)[:, None, :]
             mask = torch.cat([mask, ones], dim=1)
-            out = self._forward(decoder_only=True, inputs_embeds=embeds, attention_mask=mask,
-                                position_ids=next_position[:, None], past_key_values=cache)
+            out = self._forward(
+                decoder_only=True,
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                position_ids=next_position[:, None],
+                past_key_values=cache,
+            )
             cache = out.past_key_values
             hidden = out.last_hidden_state[:, -1]
             next_position = next_position + 1
@@ -281,25 +306,42 @@ class LatentBackend:
             if request.handoff == "latent":
                 keep[: mask.shape[1] - steps] = False
             layers = self._row_layers(cache, row, keep)
-            handle = store.put(layers, model_id=self.model_id, namespace=request.namespace,
-                               parent=request.kv, next_position=int(next_position[row]))
-            results.append(RolloutResult(handle=handle, prompt_tokens=len(prompts[row]), latent_steps=steps,
-                                         last_hidden=hidden[row].float().cpu()))
+            handle = store.put(
+                layers,
+                model_id=self.model_id,
+                namespace=request.namespace,
+                parent=request.kv,
+                next_position=int(next_position[row]),
+            )
+            results.append(
+                RolloutResult(
+                    handle=handle,
+                    prompt_tokens=len(prompts[row]),
+                    latent_steps=steps,
+                    last_hidden=hidden[row].float().cpu(),
+                )
+            )
         return results
 
     # -- decoding ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def generate(self, requests: list[GenerationRequest], store: KVStore | None = None) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], store: KVStore | None = None
+    ) -> list[GenerationResult]:
         """Decode text for a batch (greedy at temperature 0, else temperature/top-p, seeded per row)."""
         if not requests:
             return []
         max_new = max(r.max_new_tokens for r in requests)
         prompts = [self.render(r.messages, think=r.think) for r in requests]
         for request, prompt in zip(requests, prompts, strict=True):
-            self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens)
+            self._check_length(
+                request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens
+            )
         chunks = plan_chunks([len(p) for p in prompts], forwards=1)
         if len(chunks) == 1:
-            out, mask, positions, _ = self._prefill([r.kv for r in requests], prompts, store, decoder_only=False)
+            out, mask, positions, _ = self._prefill(
+                [r.kv for r in requests], prompts, store, decoder_only=False
+            )
             logits, cache, next_position = out.logits[:, -1], out.past_key_values, positions[:, -1] + 1
         else:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
@@ -314,7 +356,9 @@ class LatentBackend:
                 if token in self.eos_ids:
                     continue
                 tokens[row].append(token)
-                if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(tokens[row], requests[row]):
+                if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
+                    tokens[row], requests[row]
+                ):
                     continue
                 still.append(slot)
                 feed.append(token)
@@ -326,8 +370,13 @@ class LatentBackend:
                 mask, next_position = mask[keep], next_position[keep]
                 active = [active[slot] for slot in still]
             mask = torch.cat([mask, torch.ones(len(active), 1, dtype=torch.long)], dim=1)
-            out = self._forward(decoder_only=False, input_ids=torch.tensor(feed)[:, None], attention_mask=mask,
-                                position_ids=next_position[:, None], past_key_values=cache)
+            out = self._forward(
+                decoder_only=False,
+                input_ids=torch.tensor(feed)[:, None],
+                attention_mask=mask,
+                position_ids=next_position[:, None],
+                past_key_values=cache,
+            )
             logits, cache = out.logits[:, -1], out.past_key_values
             next_position = next_position + 1
         results = []
@@ -339,21 +388,33 @@ class LatentBackend:
             for stop in request.stop:
                 if stop and stop in text:
                     text = text[: text.index(stop)]
-            results.append(GenerationResult(text=text.strip(), prompt_tokens=len(prompts[row]),
-                                            generated_tokens=len(tokens[row]), finish_reason=reason,
-                                            kv_positions=request.kv["positions"] if request.kv else 0,
-                                            token_ids=tokens[row]))
+            results.append(
+                GenerationResult(
+                    text=text.strip(),
+                    prompt_tokens=len(prompts[row]),
+                    generated_tokens=len(tokens[row]),
+                    finish_reason=reason,
+                    kv_positions=request.kv["positions"] if request.kv else 0,
+                    token_ids=tokens[row],
+                )
+            )
         return results
 
-    def _chunked_prefill(self, requests: list[GenerationRequest], prompts: list[list[int]],
-                         chunks: list[list[int]], store: KVStore | None):
+    def _chunked_prefill(
+        self,
+        requests: list[GenerationRequest],
+        prompts: list[list[int]],
+        chunks: list[list[int]],
+        store: KVStore | None,
+    ):
         """Prefill rows in length-matched chunks, then re-pad all rows into one decoding batch."""
         rows: list[list[LayerKV] | None] = [None] * len(requests)
         last_logits: list[torch.Tensor | None] = [None] * len(requests)
         next_positions = [0] * len(requests)
         for chunk in chunks:
-            out, mask, positions, _ = self._prefill([requests[i].kv for i in chunk], [prompts[i] for i in chunk],
-                                                    store, decoder_only=False)
+            out, mask, positions, _ = self._prefill(
+                [requests[i].kv for i in chunk], [prompts[i] for i in chunk], store, decoder_only=False
+            )
             for slot, row in enumerate(chunk):
                 rows[row] = self._row_layers(out.past_key_values, slot, mask[slot].bool())
                 last_logits[row] = out.logits[slot, -1]
@@ -419,7 +480,7 @@ def plan_chunks(lengths: list[int], *, forwards: int = 1) -> list[list[int]]:
     chunks = []
     end = count
     while end > 0:
-        chunks.append(order[cut[end]:end])
+        chunks.append(order[cut[end] : end])
         end = cut[end]
     return chunks[::-1]
 

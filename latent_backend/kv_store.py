@@ -93,8 +93,10 @@ class KVStore:
     ) -> KVHandle:
         """Store a single-sequence cache. The store takes ownership: pass tensors nobody mutates later
         (e.g. fresh `index_select` results); they are only moved to contiguous CPU memory."""
-        stored = [LayerKV(layer.keys.detach().to("cpu").contiguous(), layer.values.detach().to("cpu").contiguous())
-                  for layer in layers]
+        stored = [
+            LayerKV(layer.keys.detach().to("cpu").contiguous(), layer.values.detach().to("cpu").contiguous())
+            for layer in layers
+        ]
         positions = int(stored[0].keys.shape[1]) if stored else 0
         nbytes = sum(t.numel() * t.element_size() for layer in stored for t in (layer.keys, layer.values))
         handle = KVHandle(
@@ -121,8 +123,12 @@ class KVStore:
         for index, layer in enumerate(layers):
             tensors[f"k.{index}"] = layer.keys
             tensors[f"v.{index}"] = layer.values
-        metadata = {"format": KV_FORMAT_VERSION, "model_id": handle["model_id"],
-                    "positions": str(handle["positions"]), "sha256": handle["sha256"]}
+        metadata = {
+            "format": KV_FORMAT_VERSION,
+            "model_id": handle["model_id"],
+            "positions": str(handle["positions"]),
+            "sha256": handle["sha256"],
+        }
         staging = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         save_file(tensors, str(staging), metadata=metadata)
         os.replace(staging, path)  # atomic: a reader sees the old file, the new one, or none
@@ -135,8 +141,9 @@ class KVStore:
             self._memory_bytes += nbytes
             while self._memory_bytes > self.memory_budget_bytes and self._memory:
                 _, evicted = self._memory.popitem(last=False)
-                self._memory_bytes -= sum(t.numel() * t.element_size()
-                                          for layer in evicted for t in (layer.keys, layer.values))
+                self._memory_bytes -= sum(
+                    t.numel() * t.element_size() for layer in evicted for t in (layer.keys, layer.values)
+                )
 
     # -- reading -------------------------------------------------------------------------
     def get(self, handle: KVHandle, *, model_id: str | None = None, copy: bool = True) -> list[LayerKV]:
@@ -164,8 +171,10 @@ class KVStore:
     def _read(self, handle: KVHandle) -> list[LayerKV]:
         path = self._path(handle)
         if not path.is_file():
-            raise KVStoreError(f"KV handle {handle['id']} (namespace {handle['namespace']!r}) has no "
-                               f"stored cache at {path}: it was deleted or never persisted")
+            raise KVStoreError(
+                f"KV handle {handle['id']} (namespace {handle['namespace']!r}) has no "
+                f"stored cache at {path}: it was deleted or never persisted"
+            )
         try:
             tensors = load_file(str(path))
         except Exception as exc:
@@ -176,8 +185,9 @@ class KVStore:
         except KeyError as exc:
             raise KVStoreError(f"KV handle {handle['id']}: cache file {path} lacks tensor {exc}") from exc
         if _checksum(layers) != handle["sha256"]:
-            raise KVStoreError(f"KV handle {handle['id']}: checksum mismatch in {path} (file corrupt "
-                               "or overwritten)")
+            raise KVStoreError(
+                f"KV handle {handle['id']}: checksum mismatch in {path} (file corrupt or overwritten)"
+            )
         return layers
 
     def exists(self, handle: KVHandle) -> bool:
@@ -216,8 +226,9 @@ class KVStore:
         with self._lock:
             layers = self._memory.pop(handle_id, None)
             if layers is not None:
-                self._memory_bytes -= sum(t.numel() * t.element_size()
-                                          for layer in layers for t in (layer.keys, layer.values))
+                self._memory_bytes -= sum(
+                    t.numel() * t.element_size() for layer in layers for t in (layer.keys, layer.values)
+                )
 
 
 _stores: dict[str, KVStore] = {}

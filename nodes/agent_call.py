@@ -63,8 +63,14 @@ def ask(
     seconds = time.perf_counter() - started
     prompt_tokens, generated_tokens = usage_of(reply)
     text = reply.text
-    entry = TraceEntry(agent=agent, role=role, prompt_tokens=prompt_tokens,
-                       generated_tokens=generated_tokens, seconds=round(seconds, 4), output=text)
+    entry = TraceEntry(
+        agent=agent,
+        role=role,
+        prompt_tokens=prompt_tokens,
+        generated_tokens=generated_tokens,
+        seconds=round(seconds, 4),
+        output=text,
+    )
     entry.update(extra)  # type: ignore[typeddict-item]
     return AgentReply(text=text, trace=entry)
 
@@ -96,8 +102,18 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
 
 
-_TRANSIENT_NAMES = frozenset({
-    "APIConnectionError", "APITimeoutError", "RateLimitError", "InternalServerError",
-    "ServiceUnavailableError", "ConnectError", "ConnectTimeout", "ReadTimeout", "ReadError",
-    "RemoteProtocolError", "PoolTimeout",
-})
+_TRANSIENT_NAMES = frozenset(
+    {
+        "APIConnectionError",
+        "APITimeoutError",
+        "RateLimitError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+        "ConnectError",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "ReadError",
+        "RemoteProtocolError",
+        "PoolTimeout",
+    }
+)

@@ -81,8 +81,13 @@ class LocalChatModel(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_ref": self.model_ref, "max_tokens": self.max_tokens,
-                "temperature": self.temperature, "top_p": self.top_p, "seed": self.seed}
+        return {
+            "model_ref": self.model_ref,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+        }
 
     def _generate(
         self,
@@ -112,8 +117,11 @@ class LocalChatModel(BaseChatModel):
                 "output_tokens": result.generated_tokens,
                 "total_tokens": result.prompt_tokens + result.generated_tokens,
             },
-            response_metadata={"model_name": backend.model_id, "seconds": seconds,
-                               "finish_reason": result.finish_reason},
+            response_metadata={
+                "model_name": backend.model_id,
+                "seconds": seconds,
+                "finish_reason": result.finish_reason,
+            },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
@@ -141,8 +149,13 @@ def chat_model(config: ChatModelConfig) -> BaseChatModel:
 @lru_cache(maxsize=64)
 def _build_chat_model(config: ChatModelConfig) -> BaseChatModel:
     if config.is_local:
-        return LocalChatModel(model_ref=config.local_model_ref, max_tokens=config.max_tokens,
-                              temperature=config.temperature, top_p=config.top_p, seed=config.seed)
+        return LocalChatModel(
+            model_ref=config.local_model_ref,
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            seed=config.seed,
+        )
     from langchain_openai import ChatOpenAI
 
     api_key = os.environ.get(config.api_key_env) or "not-needed"  # local servers accept any key

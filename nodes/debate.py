@@ -31,8 +31,14 @@ def answer_key(mode: str) -> str:
 
 
 def moderator_json_format(mode: str) -> str:
-    return json.dumps({PREFERENCE_KEY: "Yes or No", SIDE_KEY: "Affirmative or Negative",
-                       REASON_KEY: "", answer_key(mode): ""})
+    return json.dumps(
+        {
+            PREFERENCE_KEY: "Yes or No",
+            SIDE_KEY: "Affirmative or Negative",
+            REASON_KEY: "",
+            answer_key(mode): "",
+        }
+    )
 
 
 def judge_json_format(mode: str) -> str:
@@ -56,7 +62,7 @@ QA_PROMPTS: dict[str, str] = {
     ),
     "moderator_meta_prompt": (
         "You are the moderator of a debate. Two debaters will present their answers and argue about "
-        "the following topic: \"##debate_topic##\"\n"
+        'the following topic: "##debate_topic##"\n'
         "At the end of each round you evaluate their answers and decide which one is correct."
     ),
     "affirmative_prompt": "You think the correct answer is: ##base_answer##\nRestate your answer and give your reasons.",
@@ -69,8 +75,7 @@ QA_PROMPTS: dict[str, str] = {
         "As the moderator, evaluate both sides' answers and decide whether one answer is clearly "
         "preferable. If so, summarize why you support the affirmative or the negative side and give "
         "the final answer you consider correct; the debate then ends. If not, the debate goes on to "
-        "the next round. Reply with JSON only, in this format: "
-        + moderator_json_format("qa")
+        "the next round. Reply with JSON only, in this format: " + moderator_json_format("qa")
     ),
     "judge_prompt_last1": (
         "Affirmative side argued:\n##aff_ans##\n\nNegative side argued:\n##neg_ans##\n\n"
@@ -89,11 +94,11 @@ TRANSLATION_PROMPTS: dict[str, str] = {
         "You are a debater. Welcome to the translation contest, held as a debate. You do not have to "
         "agree with the other side's views: the goal is to find the correct translation.\n"
         "The debate topic is:\nWhat is the correct ##tgt_lng## translation of the following "
-        "##src_lng## text: \"##source##\""
+        '##src_lng## text: "##source##"'
     ),
     "moderator_meta_prompt": (
         "You are the moderator of a translation debate. Two debaters will present their translations "
-        "and argue about the correct ##tgt_lng## translation of the ##src_lng## text: \"##source##\". "
+        'and argue about the correct ##tgt_lng## translation of the ##src_lng## text: "##source##". '
         "At the end of each round you evaluate the candidate translations by these criteria:\n"
         "1. Accuracy: how faithfully the translation carries the meaning of the source text.\n"
         "2. Fluency: how readable and natural the translation is in ##tgt_lng##."
@@ -120,7 +125,7 @@ TRANSLATION_PROMPTS: dict[str, str] = {
     ),
     "judge_prompt_last2": (
         "So, what is the correct ##tgt_lng## translation of the following ##src_lng## text: "
-        "\"##source##\"? Summarize your reasons and give the final translation you consider correct. "
+        '"##source##"? Summarize your reasons and give the final translation you consider correct. '
         "Reply with JSON only, in this format: " + judge_json_format("translation")
     ),
     "format_reminder": _FORMAT_REMINDER,
@@ -129,10 +134,19 @@ TRANSLATION_PROMPTS: dict[str, str] = {
 PROMPT_KEYS = frozenset(QA_PROMPTS)
 # Data fields of the original MAD prompt files: accepted in an override mapping and ignored,
 # so the paper's config4all.json / config4tran.json can be passed as they are.
-_ORIGINAL_DATA_KEYS = frozenset({
-    "debate_topic", "base_answer", "debate_answer", "source", "reference", "base_translation",
-    "debate_translation", "src_lng", "tgt_lng",
-})
+_ORIGINAL_DATA_KEYS = frozenset(
+    {
+        "debate_topic",
+        "base_answer",
+        "debate_answer",
+        "source",
+        "reference",
+        "base_translation",
+        "debate_translation",
+        "src_lng",
+        "tgt_lng",
+    }
+)
 
 
 def prompt_templates(mode: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -144,7 +158,9 @@ def prompt_templates(mode: str, overrides: Mapping[str, str] | None = None) -> d
         if key in _ORIGINAL_DATA_KEYS:
             continue
         if key not in PROMPT_KEYS:
-            raise ValueError(f"unknown debate prompt {key!r}; known prompts: {', '.join(sorted(PROMPT_KEYS))}")
+            raise ValueError(
+                f"unknown debate prompt {key!r}; known prompts: {', '.join(sorted(PROMPT_KEYS))}"
+            )
         templates[key] = str(value)
     return templates
 
@@ -172,16 +188,55 @@ def round_name(number: int) -> str:
 
 
 LANGUAGE_NAMES: dict[str, str] = {
-    "zh": "Chinese", "en": "English", "de": "German", "fr": "French", "ja": "Japanese",
-    "ko": "Korean", "es": "Spanish", "ru": "Russian", "it": "Italian", "pt": "Portuguese",
-    "ar": "Arabic", "cs": "Czech", "nl": "Dutch", "tr": "Turkish", "vi": "Vietnamese",
-    "th": "Thai", "hi": "Hindi", "pl": "Polish", "sv": "Swedish", "uk": "Ukrainian",
-    "id": "Indonesian", "he": "Hebrew", "fi": "Finnish", "ro": "Romanian", "hu": "Hungarian",
-    "da": "Danish", "no": "Norwegian", "el": "Greek", "fa": "Persian", "bn": "Bengali",
-    "ms": "Malay", "ta": "Tamil", "ur": "Urdu", "et": "Estonian", "lt": "Lithuanian",
-    "lv": "Latvian", "kk": "Kazakh", "gu": "Gujarati", "is": "Icelandic", "km": "Khmer",
-    "ps": "Pashto", "ha": "Hausa", "iu": "Inuktitut", "bg": "Bulgarian", "hr": "Croatian",
-    "sk": "Slovak", "sl": "Slovenian", "sr": "Serbian", "ca": "Catalan",
+    "zh": "Chinese",
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "es": "Spanish",
+    "ru": "Russian",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "ar": "Arabic",
+    "cs": "Czech",
+    "nl": "Dutch",
+    "tr": "Turkish",
+    "vi": "Vietnamese",
+    "th": "Thai",
+    "hi": "Hindi",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "uk": "Ukrainian",
+    "id": "Indonesian",
+    "he": "Hebrew",
+    "fi": "Finnish",
+    "ro": "Romanian",
+    "hu": "Hungarian",
+    "da": "Danish",
+    "no": "Norwegian",
+    "el": "Greek",
+    "fa": "Persian",
+    "bn": "Bengali",
+    "ms": "Malay",
+    "ta": "Tamil",
+    "ur": "Urdu",
+    "et": "Estonian",
+    "lt": "Lithuanian",
+    "lv": "Latvian",
+    "kk": "Kazakh",
+    "gu": "Gujarati",
+    "is": "Icelandic",
+    "km": "Khmer",
+    "ps": "Pashto",
+    "ha": "Hausa",
+    "iu": "Inuktitut",
+    "bg": "Bulgarian",
+    "hr": "Croatian",
+    "sk": "Slovak",
+    "sl": "Slovenian",
+    "sr": "Serbian",
+    "ca": "Catalan",
 }
 
 
@@ -197,6 +252,7 @@ def language_name(language: str | None) -> str:
 # ---------------------------------------------------------------------------------------------
 # Tolerant JSON extraction (no eval, ever)
 # ---------------------------------------------------------------------------------------------
+
 
 class JSONExtractionError(ValueError):
     """No JSON object could be read from a reply."""
@@ -224,11 +280,17 @@ def _balanced_spans(text: str) -> Iterator[str]:
         elif char == "}" and depth > 0:
             depth -= 1
             if depth == 0:
-                yield text[start:index + 1]
+                yield text[start : index + 1]
 
 
-_LITERALS = {"True": "true", "False": "false", "None": "null", "true": "true", "false": "false",
-             "null": "null"}
+_LITERALS = {
+    "True": "true",
+    "False": "false",
+    "None": "null",
+    "true": "true",
+    "false": "false",
+    "null": "null",
+}
 
 
 def _python_style_to_json(text: str) -> str:
@@ -264,7 +326,7 @@ def _python_style_to_json(text: str) -> str:
             out.append(_LITERALS.get(word, word))
             index = end
         elif char == ",":
-            rest = text[index + 1:].lstrip()
+            rest = text[index + 1 :].lstrip()
             if not rest or rest[0] not in "}]":  # drop trailing commas
                 out.append(char)
             index += 1
@@ -300,14 +362,18 @@ def extract_json_objects(text: str) -> list[dict[str, Any]]:
 # Verdict schemas
 # ---------------------------------------------------------------------------------------------
 
+
 def _norm_key(key: Any) -> str:
     return re.sub(r"[^a-z]", "", str(key).lower())
 
 
 _FIELD_OF_KEY = {
-    "whetherthereisapreference": "preference", "preference": "preference",
-    "supportedside": "supported_side", "reason": "reason",
-    "debateanswer": "answer", "debatetranslation": "answer",
+    "whetherthereisapreference": "preference",
+    "preference": "preference",
+    "supportedside": "supported_side",
+    "reason": "reason",
+    "debateanswer": "answer",
+    "debatetranslation": "answer",
 }
 
 
@@ -362,8 +428,12 @@ class ModeratorVerdict(BaseModel):
 
     def to_json(self, mode: str) -> dict[str, str]:
         """The verdict under the SPEC's JSON keys."""
-        return {PREFERENCE_KEY: self.preference, SIDE_KEY: self.supported_side,
-                REASON_KEY: self.reason, answer_key(mode): self.answer}
+        return {
+            PREFERENCE_KEY: self.preference,
+            SIDE_KEY: self.supported_side,
+            REASON_KEY: self.reason,
+            answer_key(mode): self.answer,
+        }
 
 
 class JudgeVerdict(BaseModel):

@@ -30,24 +30,34 @@ class MASContext:
     """Options of the LatentMAS, text-MAS and single-agent graphs (LangGraph `context_schema`)."""
 
     task: str = _describe("gsm8k", "Task whose answer format the judger uses (gsm8k, medqa, arc_easy, ...).")
-    model: str | None = _describe(None, "Local model: HF id, folder or .gguf (None: embedded SmolLM2); "
-                                        "with base_url, the served model name (text agents only).")
-    base_url: str | None = _describe(None, "OpenAI-compatible endpoint for text agents (vLLM, llama.cpp, ...).")
+    model: str | None = _describe(
+        None,
+        "Local model: HF id, folder or .gguf (None: embedded SmolLM2); "
+        "with base_url, the served model name (text agents only).",
+    )
+    base_url: str | None = _describe(
+        None, "OpenAI-compatible endpoint for text agents (vLLM, llama.cpp, ...)."
+    )
     topology: Literal["sequential", "hierarchical"] = _describe(
-        "sequential", "sequential: planner->critic->refiner->judger; hierarchical: 3 solvers -> summarizer.")
+        "sequential", "sequential: planner->critic->refiner->judger; hierarchical: 3 solvers -> summarizer."
+    )
     latent_steps: int = _describe(10, "Latent thoughts each non-judger agent adds (0-80).")
     latent_space_realign: bool = _describe(True, "Map hidden states back to input-embedding space (ridge).")
     think: bool = _describe(False, "Append the model's think opener to prompts (if its template has one).")
     sequential_info_only: bool = _describe(False, "Hand on only the positions the last agent added.")
     latent_only: bool = _describe(False, "Hand on only the latent positions (implies sequential_info_only).")
     zero_step_handoff: Literal["prompts", "none"] = _describe(
-        "prompts", "At latent_steps=0, the judger reads earlier agents' prompt positions ('prompts') or "
-                   "decodes with no cache ('none', the reference implementation's behaviour).")
+        "prompts",
+        "At latent_steps=0, the judger reads earlier agents' prompt positions ('prompts') or "
+        "decodes with no cache ('none', the reference implementation's behaviour).",
+    )
     max_new_tokens: int = _describe(256, "Tokens each text-generating agent may write.")
     temperature: float = _describe(0.0, "Sampling temperature (0: greedy).")
     top_p: float = _describe(0.95, "Nucleus sampling mass (when temperature > 0).")
     seed: int = _describe(42, "Sampling seed (per row, so batching does not change samples).")
-    system_prompt: str | None = _describe(None, "System message for every agent (None: the template's default).")
+    system_prompt: str | None = _describe(
+        None, "System message for every agent (None: the template's default)."
+    )
     prompts: dict[str, str] | None = _describe(None, "Per-role prompt template overrides.")
     prompts_file: str | None = _describe(None, "JSON file of per-role prompt template overrides.")
     kv_dir: str | None = _describe(None, "Where KV caches are stored (None: beside the default database).")
@@ -71,13 +81,24 @@ class MASContext:
             return BASELINE_PROMPT
         return (LATENT_PROMPTS if latent else TEXT_PROMPTS)[role]
 
-    def messages(self, role: str, *, latent: bool, question: str, context: str = "",
-                 answer_instruction: str | None = None) -> list[dict[str, str]]:
+    def messages(
+        self,
+        role: str,
+        *,
+        latent: bool,
+        question: str,
+        context: str = "",
+        answer_instruction: str | None = None,
+    ) -> list[dict[str, str]]:
         from tasks import get_task
 
         instruction = answer_instruction or get_task(self.task).answer_instruction
-        user = fill(self.template(role, latent=latent), question=question, context=context,
-                    answer_instruction=instruction)
+        user = fill(
+            self.template(role, latent=latent),
+            question=question,
+            context=context,
+            answer_instruction=instruction,
+        )
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*system, {"role": "user", "content": user}]
 
@@ -95,8 +116,14 @@ class MASContext:
             model = self.model or "default"
         else:
             model = f"local:{self.model}" if self.model else "local"
-        return ChatModelConfig(model=model, base_url=self.base_url, max_tokens=self.max_new_tokens,
-                               temperature=self.temperature, top_p=self.top_p, seed=self.seed)
+        return ChatModelConfig(
+            model=model,
+            base_url=self.base_url,
+            max_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+        )
 
 
 def thread_namespace() -> str:
@@ -135,15 +162,31 @@ def latent_agent(agent: str):
         backend = get_backend(ctx.model)
         started = time.perf_counter()
         result = backend.submit_rollout(
-            RolloutRequest(messages=ctx.messages(agent, latent=True, question=state["question"],
-                                                 answer_instruction=state.get("answer_instruction")),
-                           namespace=thread_namespace(), kv=state.get("kv"), latent_steps=ctx.latent_steps,
-                           realign=ctx.latent_space_realign, think=ctx.think, handoff=ctx.handoff),
+            RolloutRequest(
+                messages=ctx.messages(
+                    agent,
+                    latent=True,
+                    question=state["question"],
+                    answer_instruction=state.get("answer_instruction"),
+                ),
+                namespace=thread_namespace(),
+                kv=state.get("kv"),
+                latent_steps=ctx.latent_steps,
+                realign=ctx.latent_space_realign,
+                think=ctx.think,
+                handoff=ctx.handoff,
+            ),
             ctx.kv_store(),
         )
-        entry = TraceEntry(agent=agent, role=agent, prompt_tokens=result.prompt_tokens, generated_tokens=0,
-                           seconds=round(time.perf_counter() - started, 4), latent_steps=result.latent_steps,
-                           kv_positions=result.handle["positions"])
+        entry = TraceEntry(
+            agent=agent,
+            role=agent,
+            prompt_tokens=result.prompt_tokens,
+            generated_tokens=0,
+            seconds=round(time.perf_counter() - started, 4),
+            latent_steps=result.latent_steps,
+            kv_positions=result.handle["positions"],
+        )
         return {"kv": result.handle, "trace": [entry]}
 
     node.__name__ = agent
@@ -161,16 +204,32 @@ def latent_judger(agent: str = "judger"):
             handle = None
         started = time.perf_counter()
         result = backend.submit_generate(
-            GenerationRequest(messages=ctx.messages(agent, latent=True, question=state["question"],
-                                                 answer_instruction=state.get("answer_instruction")),
-                              max_new_tokens=ctx.max_new_tokens, temperature=ctx.temperature, top_p=ctx.top_p,
-                              seed=ctx.seed, kv=handle, think=ctx.think),
+            GenerationRequest(
+                messages=ctx.messages(
+                    agent,
+                    latent=True,
+                    question=state["question"],
+                    answer_instruction=state.get("answer_instruction"),
+                ),
+                max_new_tokens=ctx.max_new_tokens,
+                temperature=ctx.temperature,
+                top_p=ctx.top_p,
+                seed=ctx.seed,
+                kv=handle,
+                think=ctx.think,
+            ),
             ctx.kv_store(),
         )
-        entry = TraceEntry(agent=agent, role="judger", prompt_tokens=result.prompt_tokens,
-                           generated_tokens=result.generated_tokens,
-                           seconds=round(time.perf_counter() - started, 4), latent_steps=0,
-                           kv_positions=result.kv_positions, output=result.text)
+        entry = TraceEntry(
+            agent=agent,
+            role="judger",
+            prompt_tokens=result.prompt_tokens,
+            generated_tokens=result.generated_tokens,
+            seconds=round(time.perf_counter() - started, 4),
+            latent_steps=0,
+            kv_positions=result.kv_positions,
+            output=result.text,
+        )
         return {"text": result.text, "answer": extract_answer(ctx.task, result.text), "trace": [entry]}
 
     node.__name__ = agent
@@ -184,12 +243,21 @@ def text_agent(agent: str, *, final: bool = False):
         ctx = runtime.context
         context = text_context(state.get("outputs") or [])
         role = "baseline" if agent == "baseline" else agent
-        messages = ctx.messages(role, latent=False, question=state["question"], context=context,
-                                answer_instruction=state.get("answer_instruction"))
+        messages = ctx.messages(
+            role,
+            latent=False,
+            question=state["question"],
+            context=context,
+            answer_instruction=state.get("answer_instruction"),
+        )
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
         reply = ask(ctx.chat_config(), _lc_messages(system, messages[-1]["content"]), agent=agent, role=role)
         if final:
-            return {"text": reply.text, "answer": extract_answer(ctx.task, reply.text), "trace": [reply.trace]}
+            return {
+                "text": reply.text,
+                "answer": extract_answer(ctx.task, reply.text),
+                "trace": [reply.trace],
+            }
         return {"outputs": [{"agent": agent, "text": reply.text}], "trace": [reply.trace]}
 
     node.__name__ = agent

@@ -83,8 +83,10 @@ TEXT_PROMPTS: dict[str, str] = {
     ),
 }
 
-BASELINE_PROMPT = "Solve the question below. Reason step by step, then answer.\n\n" \
+BASELINE_PROMPT = (
+    "Solve the question below. Reason step by step, then answer.\n\n"
     "Question: {question}\n\n{answer_instruction}"
+)
 
 SEQUENTIAL_ROLES = ("planner", "critic", "refiner", "judger")
 HIERARCHICAL_ROLES = ("math", "science", "code", "summarizer")
@@ -113,7 +115,9 @@ def _read_overrides(path: str, _stamp: tuple[int, int]) -> dict[str, str]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"prompts file {file}: {exc}") from exc
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(f"prompts file {file}: expected a JSON object mapping role names to template strings")
+        raise ValueError(
+            f"prompts file {file}: expected a JSON object mapping role names to template strings"
+        )
     return data
 
 

@@ -59,11 +59,22 @@ def domain_format(count: int) -> str:
     return "Medical Field: " + " | ".join(f"Field{i + 1}" for i in range(count))
 
 
-def build_report(prompts: Mapping[str, str], question: str, options: Mapping[str, str] | None,
-                 key_knowledge: str, total_analysis: str) -> str:
+def build_report(
+    prompts: Mapping[str, str],
+    question: str,
+    options: Mapping[str, str] | None,
+    key_knowledge: str,
+    total_analysis: str,
+) -> str:
     """The kept report: question + options + key knowledge + total analysis (SPEC §2 stage 5)."""
-    return render(prompts, "report", question=question, options=format_options(options),
-                  key_knowledge=key_knowledge, total_analysis=total_analysis)
+    return render(
+        prompts,
+        "report",
+        question=question,
+        options=format_options(options),
+        key_knowledge=key_knowledge,
+        total_analysis=total_analysis,
+    )
 
 
 # ---------------------------------------------------------------- domains
@@ -158,10 +169,10 @@ def parse_report(text: str) -> ReportParse:
     key_knowledge = total_analysis = None
     if ta:
         end = kk.start() if kk and kk.start() > ta.end() else len(text)
-        total_analysis = text[ta.end():end].strip()
+        total_analysis = text[ta.end() : end].strip()
     if kk:
         end = ta.start() if ta and ta.start() > kk.end() else len(text)
-        key_knowledge = text[kk.end():end].strip()
+        key_knowledge = text[kk.end() : end].strip()
     return ReportParse(key_knowledge, total_analysis)
 
 
@@ -171,7 +182,7 @@ _YES_NO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 
 
 def parse_vote(text: str) -> str | None:
-    """"yes", "no", or None when the reply holds no clear whole-word answer.
+    """ "yes", "no", or None when the reply holds no clear whole-word answer.
 
     Whole words only ("diagnostic" and "not" hold no "no"); a reply that opens with its answer is
     read from that word; otherwise it must contain only one of the two. Anything else - including

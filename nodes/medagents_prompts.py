@@ -97,9 +97,7 @@ DEFAULT_PROMPTS: dict[str, str] = {
         "As an expert in {domain}, use your expertise to propose revisions to this report.\n"
         "Reply exactly in this format:\nRevisions: [your proposed revisions]"
     ),
-    "revision.system": (
-        "You are a medical decision maker who revises a report according to expert advice."
-    ),
+    "revision.system": ("You are a medical decision maker who revises a report according to expert advice."),
     "revision.user": (
         "Here is the original report:\n{report}\n\n{advice}\n\n"
         "Revise the analysis according to this advice. Reply exactly in this format:\n"
@@ -134,10 +132,7 @@ DEFAULT_PROMPTS: dict[str, str] = {
     "answer_format.free": "Reply with your answer in this format:\nAnswer: [your answer]",
     # Baselines.
     "direct.system": "You are a medical expert answering a multiple-choice question.",
-    "direct.user": (
-        "Question: {question}\nOptions:\n{options}\n\n"
-        "{answer_format}"
-    ),
+    "direct.user": ("Question: {question}\nOptions:\n{options}\n\n{answer_format}"),
     "cot.system": "You are a medical expert answering a multiple-choice question.",
     "cot.user": (
         "Question: {question}\nOptions:\n{options}\n\n"
@@ -172,7 +167,8 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "answer_report.user": frozenset({"report", "letters", "answer_format"}),
     "answer_analyses.system": frozenset(),
     "answer_analyses.user": frozenset(
-        {"question", "options", "question_analyses", "option_analyses", "letters", "answer_format"}),
+        {"question", "options", "question_analyses", "option_analyses", "letters", "answer_format"}
+    ),
     "answer_analyses.item": frozenset({"domain", "analysis", "number"}),
     "answer_format.choice": frozenset({"letters"}),
     "answer_format.free": frozenset(),
@@ -209,7 +205,8 @@ def check_prompt_overrides(overrides: Mapping[str, str]) -> None:
         if unknown:
             raise ValueError(
                 f"MedAgents prompt {key!r} uses unknown field(s) {sorted(unknown)}; "
-                f"available: {sorted(TEMPLATE_FIELDS[key])}")
+                f"available: {sorted(TEMPLATE_FIELDS[key])}"
+            )
 
 
 def render(prompts: Mapping[str, str], key: str, **fields: object) -> str:

@@ -37,7 +37,7 @@ def _options_dict(value: Any) -> dict[str, str] | None:
         return {chr(ord("A") + i): str(v) for i, v in enumerate(value)}
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
-    raise CLIError("--options must be a JSON object {\"A\": \"...\"} or a JSON list of option texts")
+    raise CLIError('--options must be a JSON object {"A": "..."} or a JSON list of option texts')
 
 
 # -- shared option flags ------------------------------------------------------------------------------
@@ -60,8 +60,11 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     mas.add_argument("--latent-only", action="store_const", const=True)
     mas.add_argument("--zero-step-handoff", choices=["prompts", "none"])
     med = parser.add_argument_group("MedAgents")
-    med.add_argument("--method", dest="med_method",
-                     choices=["base_direct", "base_cot", "anal_only", "syn_only", "syn_verif"])
+    med.add_argument(
+        "--method",
+        dest="med_method",
+        choices=["base_direct", "base_cot", "anal_only", "syn_only", "syn_verif"],
+    )
     med.add_argument("--preset", choices=["original", "paper"])
     med.add_argument("--max-attempts", type=int)
     deb = parser.add_argument_group("debate")
@@ -72,10 +75,30 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     deb.add_argument("--judge-sees", choices=["last_round", "first_round"])
 
 
-OPTION_FLAGS = ("model", "base_url", "max_new_tokens", "temperature", "top_p", "seed", "system_prompt",
-                "prompts_file", "prompt", "latent_steps", "latent_space_realign", "think", "sequential_info_only",
-                "latent_only", "zero_step_handoff", "preset", "max_attempts", "max_rounds", "source", "target",
-                "human", "judge_sees")
+OPTION_FLAGS = (
+    "model",
+    "base_url",
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "seed",
+    "system_prompt",
+    "prompts_file",
+    "prompt",
+    "latent_steps",
+    "latent_space_realign",
+    "think",
+    "sequential_info_only",
+    "latent_only",
+    "zero_step_handoff",
+    "preset",
+    "max_attempts",
+    "max_rounds",
+    "source",
+    "target",
+    "human",
+    "judge_sees",
+)
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,11 +120,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     options.setdefault("task", args.task or _default_task(args.method_name, args))
     question = args.question or args.topic or args.translate
     if not question or not question.strip():
-        raise CLIError("give the question to answer: --question TEXT (debate: --topic TEXT or --translate TEXT)")
+        raise CLIError(
+            "give the question to answer: --question TEXT (debate: --topic TEXT or --translate TEXT)"
+        )
     if args.translate:
         options["mode"] = "translation"
-    item = TaskItem(id=uuid.uuid4().hex[:12], question=question, gold=args.reference,
-                    options=_options_dict(_json_arg(args.options, "--options")))
+    item = TaskItem(
+        id=uuid.uuid4().hex[:12],
+        question=question,
+        gold=args.reference,
+        options=_options_dict(_json_arg(args.options, "--options")),
+    )
     db = args.db or default_db()
     from storage.paths import kv_dir_for
 
@@ -119,7 +148,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         state = snapshot.values  # the thread already finished: show its result
     else:
         state = _drive(graph, payload, config, context, answer=None)
-    return _report(args, graph, config, method, item, options, state, thread_id, time.perf_counter() - started)
+    return _report(
+        args, graph, config, method, item, options, state, thread_id, time.perf_counter() - started
+    )
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -140,8 +171,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
         raise CLIError(f"thread {args.thread!r} has no checkpoint in {db}")
     answer = _json_arg(args.answer, "--answer")
     started = time.perf_counter()
-    state = snapshot.values if not snapshot.next else _drive(graph, None, config, method.context(options), answer)
-    return _report(args, graph, config, method, item, options, state, args.thread, time.perf_counter() - started)
+    state = (
+        snapshot.values if not snapshot.next else _drive(graph, None, config, method.context(options), answer)
+    )
+    return _report(
+        args, graph, config, method, item, options, state, args.thread, time.perf_counter() - started
+    )
 
 
 def _drive(graph: Any, payload: Any, config: dict[str, Any], context: Any, answer: Any) -> dict[str, Any]:
@@ -181,13 +216,28 @@ def _ask_person(request: Any) -> Any:
             print(f"not valid JSON ({exc}); try again", file=sys.stderr)
 
 
-def _report(args: argparse.Namespace, graph: Any, config: dict[str, Any], method: Any, item: Any,
-            options: dict[str, Any], state: dict[str, Any], thread_id: str, seconds: float) -> int:
+def _report(
+    args: argparse.Namespace,
+    graph: Any,
+    config: dict[str, Any],
+    method: Any,
+    item: Any,
+    options: dict[str, Any],
+    state: dict[str, Any],
+    thread_id: str,
+    seconds: float,
+) -> int:
     if graph.get_state(config).next:
-        message = {"thread_id": thread_id, "status": "interrupted",
-                   "resume": f"masgraph resume --thread {thread_id} --answer JSON"}
-        print(json.dumps(message) if args.json else
-              f"paused: resume with `masgraph resume --thread {thread_id} --answer JSON`")
+        message = {
+            "thread_id": thread_id,
+            "status": "interrupted",
+            "resume": f"masgraph resume --thread {thread_id} --answer JSON",
+        }
+        print(
+            json.dumps(message)
+            if args.json
+            else f"paused: resume with `masgraph resume --thread {thread_id} --answer JSON`"
+        )
         return 0
     outcome = method.outcome(item, state, options)
     trace = state.get("trace") or []
@@ -206,8 +256,11 @@ def _report(args: argparse.Namespace, graph: Any, config: dict[str, Any], method
         print(json.dumps(result, ensure_ascii=False, default=str))
     else:
         print(result["text"] or "")
-        print(f"\nanswer: {result['answer']}   ({result['prompt_tokens']} prompt + {result['generated_tokens']} "
-              f"generated tokens, {result['seconds']} s, thread {thread_id})", file=sys.stderr)
+        print(
+            f"\nanswer: {result['answer']}   ({result['prompt_tokens']} prompt + {result['generated_tokens']} "
+            f"generated tokens, {result['seconds']} s, thread {thread_id})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -226,9 +279,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = _options(args)
     if args.reference:
         options["reference"] = args.reference
-    summary = evaluate(args.method_name, task=args.task, data=args.data, limit=args.limit,
-                       batch_size=args.batch_size, concurrency=args.concurrency, run_id=args.run_id, db=args.db,
-                       options=options, progress=not args.no_progress and sys.stderr.isatty() or args.progress)
+    summary = evaluate(
+        args.method_name,
+        task=args.task,
+        data=args.data,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        run_id=args.run_id,
+        db=args.db,
+        options=options,
+        progress=not args.no_progress and sys.stderr.isatty() or args.progress,
+    )
     if args.json:
         print(json.dumps(summary.to_dict()))
     else:
@@ -240,12 +302,31 @@ def _print_summary(summaries: list[Any]) -> None:
     from rich.table import Table
 
     table = Table(title="masgraph evaluation")
-    for column in ("method", "task", "n", "accuracy", "failed", "prompt tok", "generated tok", "seconds", "run id"):
+    for column in (
+        "method",
+        "task",
+        "n",
+        "accuracy",
+        "failed",
+        "prompt tok",
+        "generated tok",
+        "seconds",
+        "run id",
+    ):
         table.add_column(column, justify="right" if column not in ("method", "task", "run id") else "left")
     for s in summaries:
         groups = "  ".join(f"{g}={v['accuracy']:.2f}" for g, v in s.groups.items() if g != "all")
-        table.add_row(s.method, s.task, str(s.n), f"{s.accuracy:.3f}" + (f" ({groups})" if groups else ""),
-                      str(s.failed), str(s.prompt_tokens), str(s.generated_tokens), f"{s.seconds:.1f}", s.run_id)
+        table.add_row(
+            s.method,
+            s.task,
+            str(s.n),
+            f"{s.accuracy:.3f}" + (f" ({groups})" if groups else ""),
+            str(s.failed),
+            str(s.prompt_tokens),
+            str(s.generated_tokens),
+            f"{s.seconds:.1f}",
+            s.run_id,
+        )
     _console().print(table)
 
 
@@ -264,9 +345,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.runs_command == "list":
         runs = store.list_runs()
         if args.json:
-            print(json.dumps([{"run_id": r.id, "method": r.method, "task": r.task, "status": r.status,
-                               "items": len(store.finished_item_ids(r.id)), "total": r.total_items,
-                               "created_at": r.created_at.isoformat()} for r in runs]))
+            print(
+                json.dumps(
+                    [
+                        {
+                            "run_id": r.id,
+                            "method": r.method,
+                            "task": r.task,
+                            "status": r.status,
+                            "items": len(store.finished_item_ids(r.id)),
+                            "total": r.total_items,
+                            "created_at": r.created_at.isoformat(),
+                        }
+                        for r in runs
+                    ]
+                )
+            )
             return 0
         from rich.table import Table
 
@@ -276,17 +370,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for run in runs:
             results = store.results(run.id)
             accuracy = results.get(("accuracy", "all"))
-            table.add_row(run.id, run.method, run.task, run.status,
-                          f"{len(store.finished_item_ids(run.id))}/{run.total_items}",
-                          "" if accuracy is None else f"{accuracy:.3f}", run.created_at.strftime("%Y-%m-%d %H:%M"))
+            table.add_row(
+                run.id,
+                run.method,
+                run.task,
+                run.status,
+                f"{len(store.finished_item_ids(run.id))}/{run.total_items}",
+                "" if accuracy is None else f"{accuracy:.3f}",
+                run.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
         _console().print(table)
     elif args.runs_command == "show":
         run = store.get_run(args.run_id)
         from runners.evaluate import summarize
 
         summary = summarize(store, run.id, run.method, run.task, seconds=0.0, skipped=0)
-        info = {**summary.to_dict(), "status": run.status, "data": run.data, "options": run.options,
-                "total_items": run.total_items}
+        info = {
+            **summary.to_dict(),
+            "status": run.status,
+            "data": run.data,
+            "options": run.options,
+            "total_items": run.total_items,
+        }
         info.pop("seconds")
         info.pop("skipped")
         if args.json:
@@ -328,9 +433,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     summaries = []
     for method_name in ("baseline", "text_mas", "latent_mas"):
-        summaries.append(evaluate(method_name, task=args.task, data=data, limit=args.limit,
-                                  batch_size=args.batch_size, run_id=f"demo-{method_name}-{stamp}", db=args.db,
-                                  options=options, progress=sys.stderr.isatty()))
+        summaries.append(
+            evaluate(
+                method_name,
+                task=args.task,
+                data=data,
+                limit=args.limit,
+                batch_size=args.batch_size,
+                run_id=f"demo-{method_name}-{stamp}",
+                db=args.db,
+                options=options,
+                progress=sys.stderr.isatty(),
+            )
+        )
     _print_summary(summaries)
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries]))
@@ -360,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     resume = commands.add_parser("resume", help="continue an interrupted thread")
     resume.add_argument("--thread", required=True)
-    resume.add_argument("--answer", help="JSON value for a waiting interrupt (e.g. the human moderator's decision)")
+    resume.add_argument(
+        "--answer", help="JSON value for a waiting interrupt (e.g. the human moderator's decision)"
+    )
     resume.add_argument("--db")
     resume.add_argument("--json", action="store_true")
     resume.set_defaults(handler=cmd_resume)
@@ -368,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = commands.add_parser("eval", help="evaluate a method on a data set (resumable with --run-id)")
     ev.add_argument("method_name", choices=methods)
     ev.add_argument("--task", required=True)
-    ev.add_argument("--data", required=True, help="json/jsonl file, or a Hugging Face data set name when online")
+    ev.add_argument(
+        "--data", required=True, help="json/jsonl file, or a Hugging Face data set name when online"
+    )
     ev.add_argument("--reference", help="reference file (CommonMT translations, line-aligned)")
     ev.add_argument("--limit", type=int)
     ev.add_argument("--batch-size", type=int, default=1, help="items that go through the model together")
@@ -430,8 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"masgraph: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("masgraph: interrupted; resume with the same command (eval: --run-id, run: masgraph resume)",
-              file=sys.stderr)
+        print(
+            "masgraph: interrupted; resume with the same command (eval: --run-id, run: masgraph resume)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -74,8 +74,9 @@ def evaluate(
     run_id = run_id or new_run_id(method_name, task)
     options = {**(options or {}), "task": task, "kv_dir": str(kv_dir_for(db))}
     stored_options = {k: v for k, v in options.items() if k not in ("kv_dir",)}
-    store.open_run(run_id, method=method_name, task=task, data=data, options=stored_options,
-                   total_items=len(items))
+    store.open_run(
+        run_id, method=method_name, task=task, data=data, options=stored_options, total_items=len(items)
+    )
     context = method.context(options)
     graph = compile_with_saver(method.build_graph(), db)
     done = store.finished_item_ids(run_id)
@@ -86,12 +87,28 @@ def evaluate(
         batcher.configure(max_batch=batch_size)
 
     started = time.perf_counter()
-    bar = _progress(total=len(items), initial=len(items) - len(pending), enabled=progress,
-                    desc=f"{method_name}/{task}")
+    bar = _progress(
+        total=len(items), initial=len(items) - len(pending), enabled=progress, desc=f"{method_name}/{task}"
+    )
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item")
     try:
-        futures = [pool.submit(_run_item, graph, method, context, options, store, run_id, position, item,
-                               db, keep_kv, batcher) for position, item in pending]
+        futures = [
+            pool.submit(
+                _run_item,
+                graph,
+                method,
+                context,
+                options,
+                store,
+                run_id,
+                position,
+                item,
+                db,
+                keep_kv,
+                batcher,
+            )
+            for position, item in pending
+        ]
         for future in as_completed(futures):
             future.result()
             bar.update(1)
@@ -102,8 +119,14 @@ def evaluate(
     finally:
         pool.shutdown(wait=True)
         bar.close()
-    summary = summarize(store, run_id, method_name, task, seconds=time.perf_counter() - started,
-                        skipped=len(items) - len(pending))
+    summary = summarize(
+        store,
+        run_id,
+        method_name,
+        task,
+        seconds=time.perf_counter() - started,
+        skipped=len(items) - len(pending),
+    )
     store.finish_run(run_id, "completed", _metrics(summary))
     return summary
 
@@ -119,16 +142,36 @@ def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
     return get_backend(options.get("model")).batcher
 
 
-def _run_item(graph: Any, method: EvalMethod, context: Any, options: dict[str, Any], store: RunStore,
-              run_id: str, position: int, item: TaskItem, db: str, keep_kv: bool,
-              batcher: MicroBatcher | None) -> None:
+def _run_item(
+    graph: Any,
+    method: EvalMethod,
+    context: Any,
+    options: dict[str, Any],
+    store: RunStore,
+    run_id: str,
+    position: int,
+    item: TaskItem,
+    db: str,
+    keep_kv: bool,
+    batcher: MicroBatcher | None,
+) -> None:
     # While this thread works on its item, the batcher waits for it before running a batch.
     with batcher.participant() if batcher is not None else contextlib.nullcontext():
         _run_item_thread(graph, method, context, options, store, run_id, position, item, db, keep_kv)
 
 
-def _run_item_thread(graph: Any, method: EvalMethod, context: Any, options: dict[str, Any], store: RunStore,
-                     run_id: str, position: int, item: TaskItem, db: str, keep_kv: bool) -> None:
+def _run_item_thread(
+    graph: Any,
+    method: EvalMethod,
+    context: Any,
+    options: dict[str, Any],
+    store: RunStore,
+    run_id: str,
+    position: int,
+    item: TaskItem,
+    db: str,
+    keep_kv: bool,
+) -> None:
     thread_id = f"{run_id}:{item.id}"
     config = thread_config(thread_id)
     started = time.perf_counter()
@@ -139,8 +182,9 @@ def _run_item_thread(graph: Any, method: EvalMethod, context: Any, options: dict
         elif snapshot.values and snapshot.metadata and snapshot.metadata.get("step", -1) >= 0:
             state = snapshot.values  # the graph finished before the crash; only the record is missing
         else:
-            state = graph.invoke(method.make_input(item, options), config, context=context,
-                                 durability=RUN_DURABILITY)
+            state = graph.invoke(
+                method.make_input(item, options), config, context=context, durability=RUN_DURABILITY
+            )
         if graph.get_state(config).next:
             raise RuntimeError("the graph stopped at an interrupt; evaluations cannot wait for a person")
         outcome = method.outcome(item, state, options)
@@ -149,10 +193,20 @@ def _run_item_thread(graph: Any, method: EvalMethod, context: Any, options: dict
         log.debug("item %s failed:\n%s", item.id, traceback.format_exc())
         outcome = Outcome(prediction=None, correct=False, error=f"{type(exc).__name__}: {exc}")
         steps = _partial_trace(graph, config)
-    store.record_item(run_id, item_id=item.id, position=position, group=item.group, question=item.question,
-                      gold=item.gold, prediction=outcome.prediction, correct=outcome.correct,
-                      record=outcome.record, steps=steps, seconds=time.perf_counter() - started,
-                      error=outcome.error)
+    store.record_item(
+        run_id,
+        item_id=item.id,
+        position=position,
+        group=item.group,
+        question=item.question,
+        gold=item.gold,
+        prediction=outcome.prediction,
+        correct=outcome.correct,
+        record=outcome.record,
+        steps=steps,
+        seconds=time.perf_counter() - started,
+        error=outcome.error,
+    )
     if not keep_kv and outcome.error is None:
         from latent_backend.kv_store import kv_store
 
@@ -166,8 +220,9 @@ def _partial_trace(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
 
-def summarize(store: RunStore, run_id: str, method: str, task: str, *, seconds: float,
-              skipped: int) -> EvalSummary:
+def summarize(
+    store: RunStore, run_id: str, method: str, task: str, *, seconds: float, skipped: int
+) -> EvalSummary:
     rows = store.items(run_id)
     groups: dict[str, dict[str, float]] = {}
     for row in rows:
@@ -179,18 +234,27 @@ def summarize(store: RunStore, run_id: str, method: str, task: str, *, seconds: 
         entry["accuracy"] = round(entry["correct"] / entry["n"], 4) if entry["n"] else 0.0
     correct = sum(int(bool(r.correct)) for r in rows)
     return EvalSummary(
-        run_id=run_id, method=method, task=task, n=len(rows), correct=correct,
+        run_id=run_id,
+        method=method,
+        task=task,
+        n=len(rows),
+        correct=correct,
         accuracy=round(correct / len(rows), 4) if rows else 0.0,
         failed=sum(r.status == "failed" for r in rows),
-        prompt_tokens=sum(r.prompt_tokens for r in rows), generated_tokens=sum(r.generated_tokens for r in rows),
-        seconds=round(seconds, 3), item_seconds=round(sum(r.seconds for r in rows), 3), skipped=skipped,
+        prompt_tokens=sum(r.prompt_tokens for r in rows),
+        generated_tokens=sum(r.generated_tokens for r in rows),
+        seconds=round(seconds, 3),
+        item_seconds=round(sum(r.seconds for r in rows), 3),
+        skipped=skipped,
         groups=groups,
     )
 
 
 def _metrics(summary: EvalSummary) -> dict[tuple[str, str], float]:
-    metrics = {(name, "all"): float(getattr(summary, name))
-               for name in ("n", "correct", "accuracy", "failed", "prompt_tokens", "generated_tokens", "seconds")}
+    metrics = {
+        (name, "all"): float(getattr(summary, name))
+        for name in ("n", "correct", "accuracy", "failed", "prompt_tokens", "generated_tokens", "seconds")
+    }
     for group, entry in summary.groups.items():
         metrics[("accuracy", group)] = entry["accuracy"]
         metrics[("n", group)] = entry["n"]

@@ -34,7 +34,11 @@ class MASMethod:
         from tasks import get_task
 
         task = get_task(options["task"])
-        return {"item_id": item.id, "question": task.prompt(item), "answer_instruction": task.instruction_for(item)}
+        return {
+            "item_id": item.id,
+            "question": task.prompt(item),
+            "answer_instruction": task.instruction_for(item),
+        }
 
     def outcome(self, item: TaskItem, state: dict[str, Any], options: dict[str, Any]) -> Outcome:
         from tasks import get_task
@@ -42,8 +46,12 @@ class MASMethod:
         text = state.get("text") or ""
         grade = get_task(options["task"]).grade(item, text)
         record = {
-            "question": item.question, "gold": item.gold, "prediction": grade.prediction,
-            "raw_prediction": text, "correct": grade.correct, "grade_detail": grade.detail,
+            "question": item.question,
+            "gold": item.gold,
+            "prediction": grade.prediction,
+            "raw_prediction": text,
+            "correct": grade.correct,
+            "grade_detail": grade.detail,
             "agents": state.get("trace") or [],
         }
         return Outcome(prediction=grade.prediction, correct=grade.correct, record=record)

@@ -124,13 +124,23 @@ class RunStoreError(ValueError):
     pass
 
 
-STEP_COLUMNS = ("agent", "role", "prompt_tokens", "generated_tokens", "latent_steps", "kv_positions",
-                "seconds", "failure")
+STEP_COLUMNS = (
+    "agent",
+    "role",
+    "prompt_tokens",
+    "generated_tokens",
+    "latent_steps",
+    "kv_positions",
+    "seconds",
+    "failure",
+)
 
 
 def _url(db: str) -> str:
     if is_url(db):
-        return db.replace("postgres://", "postgresql+psycopg://").replace("postgresql://", "postgresql+psycopg://")
+        return db.replace("postgres://", "postgresql+psycopg://").replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
     path = Path(db).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
@@ -149,19 +159,36 @@ class RunStore:
         return self._sessions()
 
     # -- runs ------------------------------------------------------------------------------
-    def open_run(self, run_id: str, *, method: str, task: str, data: str | None,
-                 options: dict[str, Any], total_items: int) -> tuple[Run, bool]:
+    def open_run(
+        self,
+        run_id: str,
+        *,
+        method: str,
+        task: str,
+        data: str | None,
+        options: dict[str, Any],
+        total_items: int,
+    ) -> tuple[Run, bool]:
         """Create the run, or return the existing one to resume (same method and task only)."""
         with self.session() as session, session.begin():
             run = session.get(Run, run_id)
             if run is None:
-                run = Run(id=run_id, method=method, task=task, data=data, options=options,
-                          total_items=total_items, status="running")
+                run = Run(
+                    id=run_id,
+                    method=method,
+                    task=task,
+                    data=data,
+                    options=options,
+                    total_items=total_items,
+                    status="running",
+                )
                 session.add(run)
                 return run, False
             if (run.method, run.task) != (method, task):
-                raise RunStoreError(f"run {run_id!r} is a {run.method}/{run.task} run; it cannot be resumed "
-                                    f"as {method}/{task}")
+                raise RunStoreError(
+                    f"run {run_id!r} is a {run.method}/{run.task} run; it cannot be resumed "
+                    f"as {method}/{task}"
+                )
             run.status = "running"
             run.total_items = max(run.total_items, total_items)
             return run, True
@@ -200,11 +227,15 @@ class RunStore:
             session.delete(run)
 
     # -- single-run threads -------------------------------------------------------------------
-    def save_thread(self, thread_id: str, *, method: str, options: dict[str, Any], item: dict[str, Any]) -> None:
+    def save_thread(
+        self, thread_id: str, *, method: str, options: dict[str, Any], item: dict[str, Any]
+    ) -> None:
         with self.session() as session, session.begin():
             existing = session.get(Thread, thread_id)
             if existing is not None and existing.method != method:
-                raise RunStoreError(f"thread {thread_id!r} already runs the {existing.method} graph, not {method}")
+                raise RunStoreError(
+                    f"thread {thread_id!r} already runs the {existing.method} graph, not {method}"
+                )
             if existing is None:
                 session.add(Thread(id=thread_id, method=method, options=options, item=item))
 
@@ -221,9 +252,22 @@ class RunStore:
             query = select(Item.item_id).where(Item.run_id == run_id, Item.status == "done")
             return set(session.scalars(query))
 
-    def record_item(self, run_id: str, *, item_id: str, position: int, group: str | None, question: str | None,
-                    gold: Any, prediction: str | None, correct: bool | None, record: dict[str, Any],
-                    steps: list[dict[str, Any]], seconds: float, error: str | None = None) -> bool:
+    def record_item(
+        self,
+        run_id: str,
+        *,
+        item_id: str,
+        position: int,
+        group: str | None,
+        question: str | None,
+        gold: Any,
+        prediction: str | None,
+        correct: bool | None,
+        record: dict[str, Any],
+        steps: list[dict[str, Any]],
+        seconds: float,
+        error: str | None = None,
+    ) -> bool:
         """Write one finished item and its steps atomically; False if it was already recorded.
 
         A failed item is replaced when its retry is recorded (resume retries failures).
@@ -236,11 +280,22 @@ class RunStore:
                     return False
                 session.delete(existing)
                 session.flush()
-            item = Item(run_id=run_id, item_id=item_id, position=position, group=group, question=question,
-                        gold=gold, prediction=prediction, correct=correct, record=record,
-                        status="failed" if error else "done", error=error, seconds=seconds,
-                        prompt_tokens=sum(int(s.get("prompt_tokens") or 0) for s in steps),
-                        generated_tokens=sum(int(s.get("generated_tokens") or 0) for s in steps))
+            item = Item(
+                run_id=run_id,
+                item_id=item_id,
+                position=position,
+                group=group,
+                question=question,
+                gold=gold,
+                prediction=prediction,
+                correct=correct,
+                record=record,
+                status="failed" if error else "done",
+                error=error,
+                seconds=seconds,
+                prompt_tokens=sum(int(s.get("prompt_tokens") or 0) for s in steps),
+                generated_tokens=sum(int(s.get("generated_tokens") or 0) for s in steps),
+            )
             for seq, step in enumerate(steps):
                 known = {k: step.get(k) for k in STEP_COLUMNS}
                 extra = {k: v for k, v in step.items() if k not in STEP_COLUMNS}
@@ -264,12 +319,23 @@ class RunStore:
             query = select(Item).where(Item.run_id == run_id).order_by(Item.position)
             for item in session.scalars(query):
                 yield {
-                    "run_id": run_id, "item_id": item.item_id, "position": item.position, "group": item.group,
-                    "status": item.status, "question": item.question, "gold": item.gold,
-                    "prediction": item.prediction, "correct": item.correct,
-                    "prompt_tokens": item.prompt_tokens, "generated_tokens": item.generated_tokens,
-                    "seconds": item.seconds, "error": item.error, "record": item.record,
-                    "steps": [{**{k: getattr(s, k) for k in STEP_COLUMNS}, **(s.extra or {})} for s in item.steps],
+                    "run_id": run_id,
+                    "item_id": item.item_id,
+                    "position": item.position,
+                    "group": item.group,
+                    "status": item.status,
+                    "question": item.question,
+                    "gold": item.gold,
+                    "prediction": item.prediction,
+                    "correct": item.correct,
+                    "prompt_tokens": item.prompt_tokens,
+                    "generated_tokens": item.generated_tokens,
+                    "seconds": item.seconds,
+                    "error": item.error,
+                    "record": item.record,
+                    "steps": [
+                        {**{k: getattr(s, k) for k in STEP_COLUMNS}, **(s.extra or {})} for s in item.steps
+                    ],
                 }
 
     def export_jsonl(self, run_id: str, out: TextIO) -> int:

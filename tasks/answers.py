@@ -179,8 +179,10 @@ class _LetterPatterns:
         end = r"(?![A-Za-z0-9])"
         # "answer is", "final answer:", "Option: ", "correct choice would be". A bare "Option A" is
         # not a declaration: "Option A is wrong because..." is discussion, not an answer.
-        keyword = (r"(?i:\b(?:answer|option|choice)s?\b)(?:\s*\*\*)?"
-                   r"(?:\s*(?i:is|would\s+be|should\s+be|will\s+be|=)(?:\s*[:：])?|\s*[:：=])")
+        keyword = (
+            r"(?i:\b(?:answer|option|choice)s?\b)(?:\s*\*\*)?"
+            r"(?:\s*(?i:is|would\s+be|should\s+be|will\s+be|=)(?:\s*[:：])?|\s*[:：=])"
+        )
         lead = r"[\s*_(\[\"'`]*(?:(?i:option|choice)\s*[(\[]?\s*\**)?"
         self.declaration = re.compile(rf"{keyword}{lead}({cls}){end}")
         self.is_correct = re.compile(
@@ -205,7 +207,7 @@ def _declared_letter(text: str, patterns: _LetterPatterns) -> object:
     """The letter of the last declaration in `text`; None if it is ambiguous; a sentinel if none."""
     hits: list[tuple[int, int, str]] = []
     for match in patterns.declaration.finditer(text):
-        if match.group(1) == "A" and re.match(r"\s+[a-z]", text[match.end():]):
+        if match.group(1) == "A" and re.match(r"\s+[a-z]", text[match.end() :]):
             continue  # "Answer: A combination of..." - the article, not option A
         hits.append((match.start(1), match.end(), match.group(1)))
     hits += [(m.start(1), m.end(1), m.group(1)) for m in patterns.is_correct.finditer(text)]
@@ -229,7 +231,7 @@ def _letter_of_fragment(fragment: str, letters: str, *, ignore_case: bool) -> st
     # the options being discussed, not an answer.
     openings = {m.group(1) for line in candidate.splitlines() if (m := patterns.leading.match(line))}
     match = patterns.leading.match(candidate)
-    if match and openings == {match.group(1)} and not patterns.ambiguous.match(candidate[match.end(1):]):
+    if match and openings == {match.group(1)} and not patterns.ambiguous.match(candidate[match.end(1) :]):
         return match.group(1)
     return None
 

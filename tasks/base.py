@@ -38,8 +38,10 @@ class TaskItem:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskItem:
-        return cls(**{k: data.get(k) for k in ("id", "question", "gold", "options", "context", "group")},
-                   meta=data.get("meta") or {})
+        return cls(
+            **{k: data.get(k) for k in ("id", "question", "gold", "options", "context", "group")},
+            meta=data.get("meta") or {},
+        )
 
 
 @dataclass(frozen=True)

@@ -158,8 +158,13 @@ class PubMedQATask(ChoiceTask):
     _DECLARED = re.compile(r"\banswer\b(?:\s+is\s*:?|\s*:)\s*[*_\"']*(yes|no|maybe)\b", re.IGNORECASE)
 
     def __init__(self) -> None:
-        super().__init__("pubmedqa", letters="ABC", instruction=(
-            "Put the letter of the correct option (A for yes, B for no, C for maybe) inside \\boxed{}."))
+        super().__init__(
+            "pubmedqa",
+            letters="ABC",
+            instruction=(
+                "Put the letter of the correct option (A for yes, B for no, C for maybe) inside \\boxed{}."
+            ),
+        )
 
     def extract(self, item: TaskItem, text: str) -> str | None:
         letter = super().extract(item, text)
@@ -171,8 +176,13 @@ class PubMedQATask(ChoiceTask):
 
 class WinograndeTask(ChoiceTask):
     def __init__(self) -> None:
-        super().__init__("winogrande", letters="12", instruction=(
-            "Put the number of the option that correctly fills the blank (1 or 2) inside \\boxed{}."))
+        super().__init__(
+            "winogrande",
+            letters="12",
+            instruction=(
+                "Put the number of the option that correctly fills the blank (1 or 2) inside \\boxed{}."
+            ),
+        )
 
 
 class CodeTask(Task):
@@ -197,8 +207,9 @@ class CodeTask(Task):
         return extract_code_block(text)
 
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
-        result = run_untrusted(build_program(prediction, item), timeout_s=self.timeout_s,
-                               cpu_s=max(1, int(self.timeout_s)))
+        result = run_untrusted(
+            build_program(prediction, item), timeout_s=self.timeout_s, cpu_s=max(1, int(self.timeout_s))
+        )
         return result.ok, result.reason
 
     def check_item(self, item: TaskItem) -> None:
@@ -213,7 +224,11 @@ def build_program(code: str, item: TaskItem) -> str:
     tests = str(item.gold or "")
     program = f"{code.rstrip()}\n\n\n{tests.strip()}\n"
     entry_point = item.meta.get("entry_point")
-    if isinstance(entry_point, str) and entry_point.isidentifier() and re.search(r"^def check\(", tests, re.M):
+    if (
+        isinstance(entry_point, str)
+        and entry_point.isidentifier()
+        and re.search(r"^def check\(", tests, re.M)
+    ):
         program += f"\n\ncheck({entry_point})\n"
     return program
 
@@ -300,8 +315,11 @@ class MixedTask(Task):
     its meta["task"] (items without one are graded as `default`)."""
 
     def __init__(self, lookup: Callable[[str], Task], *, default: str = "custom") -> None:
-        super().__init__("mixed", "Put the final answer inside \\boxed{}: the number for a calculation, "
-                                  "the option letter for a multiple-choice question.")
+        super().__init__(
+            "mixed",
+            "Put the final answer inside \\boxed{}: the number for a calculation, "
+            "the option letter for a multiple-choice question.",
+        )
         self._lookup = lookup
         self.default = default
 

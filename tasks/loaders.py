@@ -34,8 +34,9 @@ _HUB_ALIASES = {
 }
 
 
-def load_parallel_text(source_path: str, reference_path: str | None = None, *,
-                       limit: int | None = None) -> list[TaskItem]:
+def load_parallel_text(
+    source_path: str, reference_path: str | None = None, *, limit: int | None = None
+) -> list[TaskItem]:
     """Line-aligned plain text (CommonMT): one source sentence a line, references line by line.
 
     Each item's id is "<file stem>:<line>", stable across runs. A blank source line or a
@@ -56,20 +57,29 @@ def load_parallel_text(source_path: str, reference_path: str | None = None, *,
         while lines and not lines[-1].strip():
             lines.pop()
         if len(lines) != len(sources):
-            raise TaskError(f"{reference_path} has {len(lines)} lines but {source_path} has {len(sources)}: "
-                            "the files must be line-aligned")
+            raise TaskError(
+                f"{reference_path} has {len(lines)} lines but {source_path} has {len(sources)}: "
+                "the files must be line-aligned"
+            )
         references = [line.strip() for line in lines]
     items = []
     for number, (text, reference) in enumerate(zip(sources, references, strict=True), start=1):
         if not text.strip():
             raise TaskError(f"{source_path} line {number}: empty source sentence")
-        items.append(TaskItem(id=f"{source_file.stem}:{number}", question=text.strip(), gold=reference,
-                              meta={"line": number}))
+        items.append(
+            TaskItem(
+                id=f"{source_file.stem}:{number}",
+                question=text.strip(),
+                gold=reference,
+                meta={"line": number},
+            )
+        )
     return items if limit is None else items[:limit]
 
 
-def load_items(path: str, task: str | None = None, limit: int | None = None, *,
-               reference: str | None = None) -> list[TaskItem]:
+def load_items(
+    path: str, task: str | None = None, limit: int | None = None, *, reference: str | None = None
+) -> list[TaskItem]:
     """The items of a data file (.json or .jsonl) or Hugging Face data set, in file order.
 
     `task`, when given, checks every item against that task (e.g. a multiple-choice task needs a
@@ -80,8 +90,11 @@ def load_items(path: str, task: str | None = None, limit: int | None = None, *,
     """
     if limit is not None and limit < 0:
         raise TaskError(f"limit must be >= 0, got {limit}")
-    if reference is not None or (Path(str(path)).suffix.lower() not in (".json", ".jsonl")
-                                 and task is not None and isinstance(get_task(task), TranslationTask)):
+    if reference is not None or (
+        Path(str(path)).suffix.lower() not in (".json", ".jsonl")
+        and task is not None
+        and isinstance(get_task(task), TranslationTask)
+    ):
         return load_parallel_text(str(path), reference, limit=limit)
     checker = get_task(task) if task else None
     source = str(path)
@@ -158,8 +171,12 @@ def sample_path(name: str) -> str:
 # -- sources ------------------------------------------------------------------------------------
 def _looks_like_path(source: str) -> bool:
     # Hub names are "name" or "owner/name[:config[:split]]"; anything file-like is a missing file.
-    return (source.startswith(("/", ".", "~")) or source.lower().endswith((".json", ".jsonl", ".gz", ".csv"))
-            or source.count("/") > 1 or "\\" in source)
+    return (
+        source.startswith(("/", ".", "~"))
+        or source.lower().endswith((".json", ".jsonl", ".gz", ".csv"))
+        or source.count("/") > 1
+        or "\\" in source
+    )
 
 
 def _read_text(file: Path, source: str) -> str:
@@ -244,8 +261,10 @@ def _hub_records(name: str, limit: int | None) -> Iterator[tuple[str, Any]]:
         if limit is not None:
             data = data.select(range(min(limit, len(data))))
     except Exception as exc:  # network, auth, unknown name, bad split: the library raises many kinds
-        raise TaskError(f"could not load Hugging Face data set {name!r} (offline, or unknown name/config/split?): "
-                        f"{type(exc).__name__}: {exc}") from exc
+        raise TaskError(
+            f"could not load Hugging Face data set {name!r} (offline, or unknown name/config/split?): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     for position, record in enumerate(data, start=1):
         yield f"row {position}", dict(record)
 
@@ -311,16 +330,33 @@ def _convert(record: Any) -> tuple[TaskItem, str | None]:
         item = _qa_item(fields)
     id_field, item_id = _item_id(fields, item.question, item.options)
     _, raw_group = fields.first(*_GROUP_FIELDS)
-    group = str(raw_group).strip() if isinstance(raw_group, str | int) and not isinstance(raw_group, bool) else None
+    group = (
+        str(raw_group).strip()
+        if isinstance(raw_group, str | int) and not isinstance(raw_group, bool)
+        else None
+    )
     meta = {**fields.rest(), **item.meta}
     if task is not None:
         meta["task"] = task.strip()
-    return TaskItem(id=item_id, question=item.question, gold=item.gold, options=item.options,
-                    context=item.context, group=group or None, meta=meta), id_field
+    return TaskItem(
+        id=item_id,
+        question=item.question,
+        gold=item.gold,
+        options=item.options,
+        context=item.context,
+        group=group or None,
+        meta=meta,
+    ), id_field
 
 
-def _draft(question: str, gold: Any, *, options: dict[str, str] | None = None, context: str | None = None,
-           meta: dict[str, Any] | None = None) -> TaskItem:
+def _draft(
+    question: str,
+    gold: Any,
+    *,
+    options: dict[str, str] | None = None,
+    context: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> TaskItem:
     # The id is filled in last (it may hash the final question and options).
     return TaskItem(id="", question=question, gold=gold, options=options, context=context, meta=meta or {})
 
@@ -328,8 +364,11 @@ def _draft(question: str, gold: Any, *, options: dict[str, str] | None = None, c
 def _text(fields: _Fields, *names: str) -> str:
     name, value = fields.first(*names)
     if name is None:
-        raise TaskError(f"missing field {names[0]!r}" if len(names) == 1
-                        else f"missing field {names[0]!r} (or {', '.join(map(repr, names[1:]))})")
+        raise TaskError(
+            f"missing field {names[0]!r}"
+            if len(names) == 1
+            else f"missing field {names[0]!r} (or {', '.join(map(repr, names[1:]))})"
+        )
     if not isinstance(value, str) or not value.strip():
         raise TaskError(f"field {name!r} must be non-empty text, got {value!r}")
     return value.strip()
@@ -355,7 +394,9 @@ def _code_item(fields: _Fields) -> TaskItem:
         raise TaskError("field 'test' must be test code (or 'test_list' a list of assertions)")
     setup = fields.get("test_imports") or []
     setup_code = fields.get("test_setup_code") or ""
-    if not (isinstance(setup, list) and all(isinstance(s, str) for s in setup)) or not isinstance(setup_code, str):
+    if not (isinstance(setup, list) and all(isinstance(s, str) for s in setup)) or not isinstance(
+        setup_code, str
+    ):
         raise TaskError("fields 'test_imports'/'test_setup_code' must be code")
     gold = "\n".join(part for part in [*setup, setup_code, gold] if part.strip())
     meta: dict[str, Any] = {}
@@ -393,8 +434,9 @@ def _pubmedqa_item(fields: _Fields) -> TaskItem:
         context = raw.strip()
     else:
         raise TaskError("field 'context' must be text or a list of text")
-    return _draft(question, by_text[decision.strip().lower()], options=dict(PUBMEDQA_OPTIONS),
-                  context=context or None)
+    return _draft(
+        question, by_text[decision.strip().lower()], options=dict(PUBMEDQA_OPTIONS), context=context or None
+    )
 
 
 def _qa_item(fields: _Fields) -> TaskItem:
@@ -448,11 +490,15 @@ def _free_gold(fields: _Fields) -> tuple[Any, dict[str, Any]]:
     if name is None:
         raise TaskError("missing field 'answer'")
     if isinstance(answer, list):  # CIAR: every accepted spelling
-        if not answer or not all(isinstance(a, str | int | float) and not isinstance(a, bool) for a in answer):
+        if not answer or not all(
+            isinstance(a, str | int | float) and not isinstance(a, bool) for a in answer
+        ):
             raise TaskError(f"field {name!r} must list accepted answers as text, got {answer!r}")
         return [str(a).strip() for a in answer], {}
     if isinstance(answer, bool) or not isinstance(answer, str | int | float):
-        raise TaskError(f"field {name!r} must be text, a number or a list of accepted answers, got {answer!r}")
+        raise TaskError(
+            f"field {name!r} must be text, a number or a list of accepted answers, got {answer!r}"
+        )
     if isinstance(answer, str) and "####" in answer:  # GSM8K: worked solution, then "#### 42"
         solution, final = (part.strip() for part in answer.rsplit("####", 1))
         if not final:
@@ -473,7 +519,11 @@ def _parse_options(raw: Any) -> tuple[dict[str, str], dict[str, str]]:
         pairs = list(zip(raw["label"], raw["text"], strict=False))  # ARC on the Hub
     elif isinstance(raw, Mapping):
         pairs = list(raw.items())
-    elif isinstance(raw, list) and raw and all(isinstance(o, Mapping) and "text" in o and "label" in o for o in raw):
+    elif (
+        isinstance(raw, list)
+        and raw
+        and all(isinstance(o, Mapping) and "text" in o and "label" in o for o in raw)
+    ):
         pairs = [(o["label"], o["text"]) for o in raw]
     elif isinstance(raw, list) and raw and all(isinstance(o, str | int | float) for o in raw):
         labelled = [_LABELLED.match(o) if isinstance(o, str) else None for o in raw]

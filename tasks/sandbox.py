@@ -173,8 +173,9 @@ def run_untrusted(
         return SandboxResult(False, None, "", "", False, "sandbox setup failed: needs a POSIX system")
     as_root = os.geteuid() == 0
     if as_root and not sys.platform.startswith("linux"):
-        return SandboxResult(False, None, "", "", False,
-                             "sandbox setup failed: running as root is only contained on Linux")
+        return SandboxResult(
+            False, None, "", "", False, "sandbox setup failed: running as root is only contained on Linux"
+        )
     interpreter = python or sys.executable
     workdir = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-"))
     logdir = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-log-"))  # not in the code's directory
@@ -187,9 +188,14 @@ def run_untrusted(
             "uid": uid,
             "status_path": str(logdir / "status"),
             # SIGXCPU at the soft CPU limit, SIGKILL a second later.
-            "limits": [("RLIMIT_CPU", int(cpu_s), int(cpu_s) + 1), ("RLIMIT_AS", memory, memory),
-                       ("RLIMIT_FSIZE", fsize, fsize), ("RLIMIT_NOFILE", 256, 256), ("RLIMIT_CORE", 0, 0),
-                       ("RLIMIT_NPROC", nproc, nproc)],
+            "limits": [
+                ("RLIMIT_CPU", int(cpu_s), int(cpu_s) + 1),
+                ("RLIMIT_AS", memory, memory),
+                ("RLIMIT_FSIZE", fsize, fsize),
+                ("RLIMIT_NOFILE", 256, 256),
+                ("RLIMIT_CORE", 0, 0),
+                ("RLIMIT_NPROC", nproc, nproc),
+            ],
             # -s: no user site-packages; -P: no script dir ahead of the stdlib; -B: write no .pyc.
             # Not -I/-E: the environment is ours, and PYTHONHASHSEED should take effect.
             "argv": [interpreter, "-s", "-P", "-B", "main.py"],
@@ -197,9 +203,15 @@ def run_untrusted(
         started = time.monotonic()
         with open(logdir / "stdout", "wb") as out, open(logdir / "stderr", "wb") as err:
             supervisor = subprocess.Popen(
-                [interpreter, "-I", "-c", _SUPERVISOR, json.dumps(config)], cwd=workdir,
-                env=_child_env(workdir), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                start_new_session=True, close_fds=True)
+                [interpreter, "-I", "-c", _SUPERVISOR, json.dumps(config)],
+                cwd=workdir,
+                env=_child_env(workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                close_fds=True,
+            )
             timed_out = False
             try:
                 supervisor.wait(timeout=timeout_s)
@@ -221,8 +233,15 @@ def run_untrusted(
         shutil.rmtree(logdir, ignore_errors=True)
         _release_uid(uid)
     ok = not timed_out and returncode == 0
-    return SandboxResult(ok=ok, returncode=returncode, stdout=stdout, stderr=stderr, timed_out=timed_out,
-                         reason=_reason(returncode, stderr, timed_out, timeout_s), duration_s=duration)
+    return SandboxResult(
+        ok=ok,
+        returncode=returncode,
+        stdout=stdout,
+        stderr=stderr,
+        timed_out=timed_out,
+        reason=_reason(returncode, stderr, timed_out, timeout_s),
+        duration_s=duration,
+    )
 
 
 def _stop(supervisor: subprocess.Popen[bytes], uid: int) -> None:
@@ -262,7 +281,9 @@ def _reason(returncode: int | None, stderr: str, timed_out: bool, timeout_s: flo
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        what = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded"}.get(name, "killed")
+        what = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded"}.get(
+            name, "killed"
+        )
         return f"{what} ({name})"
     lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
     if returncode == _SETUP_FAILED and lines and lines[-1].startswith("sandbox setup failed"):
@@ -290,11 +311,20 @@ def _proc_entries() -> list[tuple[int, int, int, bool, int]]:
             status = Path(f"/proc/{name}/status").read_text()
         except OSError:  # exited meanwhile
             continue
-        fields = stat[stat.rfind(")") + 2:].split()  # after "(comm)", which may contain spaces
+        fields = stat[stat.rfind(")") + 2 :].split()  # after "(comm)", which may contain spaces
         uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "Uid:\t-1")
-        threads_line = next((line for line in status.splitlines() if line.startswith("Threads:")), "Threads:\t1")
-        entries.append((int(name), int(fields[2]), int(uid_line.split()[1]), fields[0] == "Z",
-                        int(threads_line.split()[1])))
+        threads_line = next(
+            (line for line in status.splitlines() if line.startswith("Threads:")), "Threads:\t1"
+        )
+        entries.append(
+            (
+                int(name),
+                int(fields[2]),
+                int(uid_line.split()[1]),
+                fields[0] == "Z",
+                int(threads_line.split()[1]),
+            )
+        )
     return entries
 
 
@@ -308,8 +338,11 @@ def _kill_run(pgid: int, uid: int, *, spare: int | None) -> None:
     is left alive."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        alive = [pid for pid, group, ruid, zombie, _ in _proc_entries()
-                 if pid != spare and not zombie and (group == pgid or (uid >= 0 and ruid == uid))]
+        alive = [
+            pid
+            for pid, group, ruid, zombie, _ in _proc_entries()
+            if pid != spare and not zombie and (group == pgid or (uid >= 0 and ruid == uid))
+        ]
         if spare is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signal.SIGKILL)

@@ -55,8 +55,13 @@ class ScriptedChatModel(BaseChatModel):
     ) -> None:
         if replies is not None and not callable(replies):
             replies = list(replies)
-        super().__init__(replies=replies, fail_on=frozenset(fail_on), fail_when=fail_when,
-                         default_reply=default_reply, **kwargs)
+        super().__init__(
+            replies=replies,
+            fail_on=frozenset(fail_on),
+            fail_when=fail_when,
+            default_reply=default_reply,
+            **kwargs,
+        )
 
     @property
     def _llm_type(self) -> str:
@@ -105,8 +110,11 @@ class ScriptedChatModel(BaseChatModel):
         output_tokens = len(text.split())
         message = AIMessage(
             content=text,
-            usage_metadata={"input_tokens": prompt_tokens, "output_tokens": output_tokens,
-                            "total_tokens": prompt_tokens + output_tokens},
+            usage_metadata={
+                "input_tokens": prompt_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": prompt_tokens + output_tokens,
+            },
             response_metadata={"model_name": "scripted-fake"},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -24,7 +24,9 @@ def free_port() -> int:
 
 
 def post(url: str, body: dict) -> object:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -35,9 +37,14 @@ def test_langgraph_dev_lists_every_graph(tmp_path):
         pytest.fail("langgraph-cli is not installed: pip install -e '.[dev]'")
     port = free_port()
     env = {**os.environ, "MASGRAPH_DB": str(tmp_path / "studio.db"), "LANGGRAPH_NO_VERSION_CHECK": "1"}
-    process = subprocess.Popen([cli, "dev", "--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [cli, "dev", "--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:

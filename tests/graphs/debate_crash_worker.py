@@ -32,9 +32,14 @@ def scripted_reply(role: str, turn: int) -> str:
     """Deterministic replies: the moderator gives no answer until the third round."""
     if role == "moderator":
         answer = "1" if turn == 3 else ""
-        return json.dumps({"Whether there is a preference": "Yes" if answer else "No",
-                           "Supported Side": "Affirmative" if answer else "", "Reason": f"round {turn}",
-                           "debate_answer": answer})
+        return json.dumps(
+            {
+                "Whether there is a preference": "Yes" if answer else "No",
+                "Supported Side": "Affirmative" if answer else "",
+                "Reason": f"round {turn}",
+                "debate_answer": answer,
+            }
+        )
     if role == "judge":
         return json.dumps({"Reason": "judge", "debate_answer": "1"}) if turn == 2 else "candidates"
     return f"{role} says {turn}"
@@ -42,6 +47,7 @@ def scripted_reply(role: str, turn: int) -> str:
 
 def register_models(log: Path, die_at: str | None = None) -> DebateContext:
     """Register one scripted model per role (names crash-<role>) and return the debate context."""
+
     def player(role: str):
         def reply(messages: list[BaseMessage]) -> str:
             turn = sum(1 for m in messages if m.type == "human")  # = the round, for every player
@@ -52,6 +58,7 @@ def register_models(log: Path, die_at: str | None = None) -> DebateContext:
             if die_at == f"{role}:{turn}":
                 os.kill(os.getpid(), signal.SIGKILL)
             return scripted_reply(role, turn)
+
         return reply
 
     for role in ROLES:
@@ -63,8 +70,15 @@ def comparable(state: dict[str, Any]) -> dict[str, Any]:
     """The parts of a final state that must not depend on a crash (no times, no durations)."""
     record = {k: v for k, v in state["record"].items() if k not in ("start_time", "end_time")}
     trace = [{k: v for k, v in entry.items() if k != "seconds"} for entry in state["trace"]]
-    return {"memories": state["memories"], "verdicts": state["verdicts"], "failures": state["failures"],
-            "base_answer": state["base_answer"], "round": state["round"], "record": record, "trace": trace}
+    return {
+        "memories": state["memories"],
+        "verdicts": state["verdicts"],
+        "failures": state["failures"],
+        "base_answer": state["base_answer"],
+        "round": state["round"],
+        "record": record,
+        "trace": trace,
+    }
 
 
 def main() -> None:
@@ -80,8 +94,9 @@ def main() -> None:
     context = register_models(args.log, args.die_at)
     graph = compile_with_saver(build_graph(), args.db)
     config = thread_config(args.thread)
-    state = graph.invoke(None if args.resume else debate_input(TOPIC), config, context=context,
-                         durability=RUN_DURABILITY)
+    state = graph.invoke(
+        None if args.resume else debate_input(TOPIC), config, context=context, durability=RUN_DURABILITY
+    )
     args.out.write_text(json.dumps(state, ensure_ascii=False, default=str), encoding="utf-8")
 
 

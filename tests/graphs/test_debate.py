@@ -33,12 +33,18 @@ REPO = Path(__file__).resolve().parents[2]
 TOPIC = "When Alice walks up the hill at 1 m/s and down at 3 m/s, what is her average speed?"
 
 
-def mod(answer: str = "", preference: str | None = None, side: str = "", reason: str = "because",
-        key: str = "debate_answer") -> str:
+def mod(
+    answer: str = "",
+    preference: str | None = None,
+    side: str = "",
+    reason: str = "because",
+    key: str = "debate_answer",
+) -> str:
     """A moderator reply in the SPEC's JSON format."""
     preference = preference or ("Yes" if answer else "No")
-    return json.dumps({"Whether there is a preference": preference, "Supported Side": side,
-                       "Reason": reason, key: answer})
+    return json.dumps(
+        {"Whether there is a preference": preference, "Supported Side": side, "Reason": reason, key: answer}
+    )
 
 
 def judge_json(answer: str, key: str = "debate_answer") -> str:
@@ -75,9 +81,15 @@ def roles_and_texts(call: list[BaseMessage]) -> list[tuple[str, str]]:
 # Flow
 # --------------------------------------------------------------------------------------------
 
+
 def test_early_stop_in_round_one() -> None:
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
-                          "moderator": [mod("1.5", side="Negative")]})
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": numbered("NEG"),
+            "moderator": [mod("1.5", side="Negative")],
+        }
+    )
     state = run(ctx)
     record = state["record"]
     assert [fakes[r].call_count for r in ROLES] == [1, 1, 1, 1, 0]
@@ -87,8 +99,16 @@ def test_early_stop_in_round_one() -> None:
     assert record["debate_answer"] == "1.5"
     assert record["Supported Side"] == "Negative" and record["Reason"] == "because"
     assert record["base_answer"] == "BASE" and record["debate_topic"] == TOPIC
-    for key in ("start_time", "end_time", "model_name", "temperature", "config", "players", "tokens",
-                "failures"):
+    for key in (
+        "start_time",
+        "end_time",
+        "model_name",
+        "temperature",
+        "config",
+        "players",
+        "tokens",
+        "failures",
+    ):
         assert key in record
     assert set(record["players"]) == {"Baseline", "Affirmative side", "Negative side", "Moderator"}
     assert record["failures"] == []
@@ -99,8 +119,13 @@ def test_early_stop_in_round_one() -> None:
 
 
 def test_stops_in_round_three() -> None:
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
-                          "moderator": [mod(), mod(), mod("1.5", side="Negative")]})
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": numbered("NEG"),
+            "moderator": [mod(), mod(), mod("1.5", side="Negative")],
+        }
+    )
     record = run(ctx)["record"]
     assert [fakes[r].call_count for r in ROLES] == [1, 3, 3, 3, 0]
     assert record["rounds"] == 3 and record["decided_by"] == "moderator"
@@ -109,9 +134,14 @@ def test_stops_in_round_three() -> None:
 
 
 def test_judge_fallback_sees_last_round() -> None:
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
-                          "moderator": [mod(), mod(), mod()],
-                          "judge": ["candidates: 1.5 and 2", judge_json("1.5")]})
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": numbered("NEG"),
+            "moderator": [mod(), mod(), mod()],
+            "judge": ["candidates: 1.5 and 2", judge_json("1.5")],
+        }
+    )
     record = run(ctx)["record"]
     assert [fakes[r].call_count for r in ROLES] == [1, 3, 3, 3, 2]
     assert record["decided_by"] == "judge" and record["success"] is True
@@ -123,9 +153,16 @@ def test_judge_fallback_sees_last_round() -> None:
 
 
 def test_judge_can_see_first_round_like_the_original() -> None:
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
-                          "moderator": [mod(), mod()], "judge": ["c", judge_json("2")]},
-                         max_rounds=2, judge_sees="first_round")
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": numbered("NEG"),
+            "moderator": [mod(), mod()],
+            "judge": ["c", judge_json("2")],
+        },
+        max_rounds=2,
+        judge_sees="first_round",
+    )
     run(ctx)
     first_judge_prompt = fakes["judge"].calls[0][-1].text
     assert "AFF-1" in first_judge_prompt and "NEG-1" in first_judge_prompt
@@ -156,11 +193,21 @@ def test_judge_failure_leaves_no_answer() -> None:
 # Tolerant, safe moderator parsing inside the graph
 # --------------------------------------------------------------------------------------------
 
+
 def test_unparseable_moderator_retries_once_then_fails_the_round() -> None:
     fenced = "Here is my verdict:\n```json\n" + mod("1.5", side="Negative") + "\n```\nThanks."
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
-                          "moderator": ["I think both are fine.", "Still no JSON, sorry.",  # round 1
-                                        "Let me think...", fenced]})                     # round 2
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": numbered("NEG"),
+            "moderator": [
+                "I think both are fine.",
+                "Still no JSON, sorry.",  # round 1
+                "Let me think...",
+                fenced,
+            ],
+        }
+    )  # round 2
     state = run(ctx)
     record = state["record"]
     assert fakes["moderator"].call_count == 4
@@ -168,7 +215,9 @@ def test_unparseable_moderator_retries_once_then_fails_the_round() -> None:
     retry_call = fakes["moderator"].calls[1]
     assert retry_call[-2].text == "I think both are fine."
     assert "JSON" in retry_call[-1].text and "debate_answer" in retry_call[-1].text
-    assert [(f["node"], f["round"], f["kind"]) for f in record["failures"]] == [("moderator", 1, "unparseable")]
+    assert [(f["node"], f["round"], f["kind"]) for f in record["failures"]] == [
+        ("moderator", 1, "unparseable")
+    ]
     assert record["rounds"] == 2 and record["decided_by"] == "moderator"
     assert record["debate_answer"] == "1.5"
     assert [v["ok"] for v in state["verdicts"]] == [False, True]
@@ -196,8 +245,10 @@ def test_moderator_python_code_is_never_executed(tmp_path: Path) -> None:
 
 
 def test_python_style_verdict_is_accepted() -> None:
-    reply = "Verdict: {'Whether there is a preference': True, 'Supported Side': 'negative side', " \
-            "'Reason': \"it's 3/2\", 'debate_answer': 1.5,}"
+    reply = (
+        "Verdict: {'Whether there is a preference': True, 'Supported Side': 'negative side', "
+        "'Reason': \"it's 3/2\", 'debate_answer': 1.5,}"
+    )
     ctx, _ = players({"moderator": [reply]})
     record = run(ctx)["record"]
     assert record["debate_answer"] == "1.5" and record["Supported Side"] == "Negative"
@@ -207,10 +258,17 @@ def test_python_style_verdict_is_accepted() -> None:
 # What each player is told (SPEC §3)
 # --------------------------------------------------------------------------------------------
 
+
 def test_message_sequences_match_spec() -> None:
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG"),
-                          "moderator": ["MOD-1", "MOD-1b", mod()],
-                          "judge": ["CANDIDATES", judge_json("1.5")]}, max_rounds=2)
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": numbered("NEG"),
+            "moderator": ["MOD-1", "MOD-1b", mod()],
+            "judge": ["CANDIDATES", judge_json("1.5")],
+        },
+        max_rounds=2,
+    )
     state = run(ctx)
     p = state["record"]["config"]
     assert "##" not in p["player_meta_prompt"] and TOPIC in p["player_meta_prompt"]
@@ -226,7 +284,10 @@ def test_message_sequences_match_spec() -> None:
     assert "NEG-1" in aff[1][-1][1] and "agree with my perspective" in aff[1][-1][1]
 
     neg = [roles_and_texts(c) for c in fakes["negative"].calls]
-    assert neg[0] == [("system", p["player_meta_prompt"]), ("human", fill(p["negative_prompt"], aff_ans="AFF-1"))]
+    assert neg[0] == [
+        ("system", p["player_meta_prompt"]),
+        ("human", fill(p["negative_prompt"], aff_ans="AFF-1")),
+    ]
     assert "AFF-1" in neg[0][1][1] and "disagree" in neg[0][1][1]
     assert neg[1] == neg[0] + [("ai", "NEG-1"), ("human", fill(p["debate_prompt"], oppo_ans="AFF-2"))]
 
@@ -255,8 +316,11 @@ def test_message_sequences_match_spec() -> None:
 
 
 def test_prompt_overrides_and_original_config_keys() -> None:
-    overrides = {"debate_topic": "", "base_answer": "",  # data keys of the original prompt files
-                 "affirmative_prompt": "MY VIEW: ##base_answer## on ##debate_topic##"}
+    overrides = {
+        "debate_topic": "",
+        "base_answer": "",  # data keys of the original prompt files
+        "affirmative_prompt": "MY VIEW: ##base_answer## on ##debate_topic##",
+    }
     ctx, fakes = players({"moderator": [mod("x")]}, prompts=overrides)
     record = run(ctx)["record"]
     assert fakes["affirmative"].calls[0][-1].text == f"MY VIEW: BASE on {TOPIC}"
@@ -269,16 +333,27 @@ def test_prompt_overrides_and_original_config_keys() -> None:
 # Translation configuration
 # --------------------------------------------------------------------------------------------
 
+
 def test_translation_with_given_base_translation() -> None:
-    ctx, fakes = players({"moderator": [mod("Destroy a division of the enemy.", key="debate_translation")]},
-                         mode="translation")
-    state = run(ctx, debate_input(source_text="吃掉敌人一个师。", source_lang="zh", target_lang="en",
-                                  reference="Destroy a division of the enemy.",
-                                  base_answer="Eat up an enemy division."))
+    ctx, fakes = players(
+        {"moderator": [mod("Destroy a division of the enemy.", key="debate_translation")]}, mode="translation"
+    )
+    state = run(
+        ctx,
+        debate_input(
+            source_text="吃掉敌人一个师。",
+            source_lang="zh",
+            target_lang="en",
+            reference="Destroy a division of the enemy.",
+            base_answer="Eat up an enemy division.",
+        ),
+    )
     record = state["record"]
     assert fakes["base"].call_count == 0  # a given base translation is not regenerated
     assert record["src_lng"] == "Chinese" and record["tgt_lng"] == "English"
-    assert record["source"] == "吃掉敌人一个师。" and record["reference"] == "Destroy a division of the enemy."
+    assert (
+        record["source"] == "吃掉敌人一个师。" and record["reference"] == "Destroy a division of the enemy."
+    )
     assert record["base_translation"] == "Eat up an enemy division."
     assert record["debate_translation"] == "Destroy a division of the enemy."
     assert "debate_answer" not in record
@@ -290,11 +365,18 @@ def test_translation_with_given_base_translation() -> None:
 
 
 def test_translation_generates_base_and_uses_context_languages() -> None:
-    ctx, fakes = players({"base": ["Guten Tag."], "moderator": [mod("Guten Tag!", key="debate_translation")]},
-                         mode="translation", source_lang="en", target_lang="de")
+    ctx, fakes = players(
+        {"base": ["Guten Tag."], "moderator": [mod("Guten Tag!", key="debate_translation")]},
+        mode="translation",
+        source_lang="en",
+        target_lang="de",
+    )
     record = run(ctx, debate_input(source_text="Good day."))["record"]
     assert fakes["base"].calls[0][0].text == "Translate the following text from English to German: Good day."
-    assert record["base_translation"] == "Guten Tag." and record["players"]["Baseline"][1]["content"] == "Guten Tag."
+    assert (
+        record["base_translation"] == "Guten Tag."
+        and record["players"]["Baseline"][1]["content"] == "Guten Tag."
+    )
 
 
 def test_mode_input_mismatch_is_explained() -> None:
@@ -309,6 +391,7 @@ def test_mode_input_mismatch_is_explained() -> None:
 # Failures do not kill the debate
 # --------------------------------------------------------------------------------------------
 
+
 def test_player_error_goes_to_the_judge() -> None:
     def negative(messages: list[BaseMessage]) -> str:
         turn = sum(1 for m in messages if m.type == "human")
@@ -316,11 +399,19 @@ def test_player_error_goes_to_the_judge() -> None:
             raise RuntimeError("context length exceeded")
         return f"NEG-{turn}"
 
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": negative,
-                          "moderator": [mod()], "judge": ["c", judge_json("2")]})
+    ctx, fakes = players(
+        {
+            "affirmative": numbered("AFF"),
+            "negative": negative,
+            "moderator": [mod()],
+            "judge": ["c", judge_json("2")],
+        }
+    )
     state = run(ctx)
     record = state["record"]
-    assert [(f["node"], f["round"], f["kind"]) for f in record["failures"]] == [("negative", 2, "model_error")]
+    assert [(f["node"], f["round"], f["kind"]) for f in record["failures"]] == [
+        ("negative", 2, "model_error")
+    ]
     assert record["decided_by"] == "judge" and record["debate_answer"] == "2"
     assert "AFF-2" in fakes["judge"].calls[0][-1].text and "NEG-1" in fakes["judge"].calls[0][-1].text
     # the failed exchange is not in the negative's memory
@@ -346,9 +437,11 @@ def test_transient_error_is_retried_by_the_node() -> None:
 # Human moderator (interrupt / resume)
 # --------------------------------------------------------------------------------------------
 
+
 def test_human_moderator() -> None:
-    ctx, fakes = players({"affirmative": numbered("AFF"), "negative": numbered("NEG")},
-                         human_role="moderator")
+    ctx, fakes = players(
+        {"affirmative": numbered("AFF"), "negative": numbered("NEG")}, human_role="moderator"
+    )
     app = build_graph().compile(checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "human-1"}}
     result = app.invoke(debate_input(TOPIC), config, context=ctx)
@@ -357,8 +450,18 @@ def test_human_moderator() -> None:
     assert "debate_answer" in payload["expected_keys"] and payload["task"]["debate_topic"] == TOPIC
 
     # round 1: no decision -> round 2
-    result = app.invoke(Command(resume={"Whether there is a preference": "No", "Supported Side": "",
-                                        "Reason": "not yet", "debate_answer": ""}), config, context=ctx)
+    result = app.invoke(
+        Command(
+            resume={
+                "Whether there is a preference": "No",
+                "Supported Side": "",
+                "Reason": "not yet",
+                "debate_answer": "",
+            }
+        ),
+        config,
+        context=ctx,
+    )
     payload = result["__interrupt__"][0].value
     assert payload["round"] == 2 and payload["affirmative"] == "AFF-2"
 
@@ -368,7 +471,9 @@ def test_human_moderator() -> None:
     assert payload["round"] == 2 and "error" in payload
 
     # a JSON string works as well as a dict
-    final = app.invoke(Command(resume=mod("1.5", side="Negative", reason="human reason")), config, context=ctx)
+    final = app.invoke(
+        Command(resume=mod("1.5", side="Negative", reason="human reason")), config, context=ctx
+    )
     record = final["record"]
     assert record["decided_by"] == "human" and record["debate_answer"] == "1.5"
     assert record["Reason"] == "human reason" and record["rounds"] == 2
@@ -382,6 +487,7 @@ def test_human_moderator() -> None:
 # Module surface and evaluation method
 # --------------------------------------------------------------------------------------------
 
+
 def test_module_exports() -> None:
     assert graph.checkpointer is None
     schema = graph.get_context_jsonschema()
@@ -391,8 +497,9 @@ def test_module_exports() -> None:
 
 
 def test_eval_method_ciar_and_translation() -> None:
-    ctx = EVAL_METHOD.context({"task": "ciar", "max_rounds": 2, "temperature": 0.3, "model": "m",
-                               "base_url": "http://x/v1"})
+    ctx = EVAL_METHOD.context(
+        {"task": "ciar", "max_rounds": 2, "temperature": 0.3, "model": "m", "base_url": "http://x/v1"}
+    )
     assert (ctx.mode, ctx.max_rounds, ctx.temperature) == ("qa", 2, 0.3)
     config = ctx.model_config_for("moderator")
     assert (config.model, config.base_url, config.temperature) == ("m", "http://x/v1", 0.3)
@@ -400,8 +507,12 @@ def test_eval_method_ciar_and_translation() -> None:
 
     item = TaskItem(id="c1", question=TOPIC, gold=["1.5", "3/2"])
     assert EVAL_METHOD.make_input(item, {"task": "ciar"}) == {"debate_topic": TOPIC}
-    for answer, correct in (("3/2", True), ("1.5 m/s", True), ("Her average speed is 1.5", True),
-                            ("2", False)):
+    for answer, correct in (
+        ("3/2", True),
+        ("1.5 m/s", True),
+        ("Her average speed is 1.5", True),
+        ("2", False),
+    ):
         ctx, _ = players({"moderator": [mod(answer)]})
         outcome = EVAL_METHOD.outcome(item, run(ctx), {"task": "ciar"})
         assert (outcome.prediction, outcome.correct) == (answer, correct)
@@ -411,10 +522,15 @@ def test_eval_method_ciar_and_translation() -> None:
     options = {"task": "commonmt", "source": "zh", "target": "en"}
     assert EVAL_METHOD.context(options).mode == "translation"
     state_in = EVAL_METHOD.make_input(mt_item, options)
-    assert state_in == {"source": "吃掉敌人一个师。", "src_lng": "Chinese", "tgt_lng": "English",
-                        "reference": "Destroy a division of the enemy."}
-    ctx, _ = players({"moderator": [mod("Destroy an enemy division.", key="debate_translation")]},
-                     mode="translation")
+    assert state_in == {
+        "source": "吃掉敌人一个师。",
+        "src_lng": "Chinese",
+        "tgt_lng": "English",
+        "reference": "Destroy a division of the enemy.",
+    }
+    ctx, _ = players(
+        {"moderator": [mod("Destroy an enemy division.", key="debate_translation")]}, mode="translation"
+    )
     outcome = EVAL_METHOD.outcome(mt_item, run(ctx, state_in), options)
     assert outcome.correct is None and outcome.prediction == "Destroy an enemy division."
     assert outcome.record["reference"] == "Destroy a division of the enemy."
@@ -424,10 +540,22 @@ def test_eval_method_ciar_and_translation() -> None:
 # Resume after a real crash (SIGKILL of a separate process, SQLite saver, durability="sync")
 # --------------------------------------------------------------------------------------------
 
+
 def _worker(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "tests.graphs.debate_crash_worker", "--db", str(tmp_path / f"{name}.db"),
-            "--log", str(tmp_path / f"{name}.log"), "--thread", name, "--out", str(tmp_path / f"{name}.json"),
-            *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "tests.graphs.debate_crash_worker",
+        "--db",
+        str(tmp_path / f"{name}.db"),
+        "--log",
+        str(tmp_path / f"{name}.log"),
+        "--thread",
+        name,
+        "--out",
+        str(tmp_path / f"{name}.json"),
+        *extra,
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
@@ -451,7 +579,7 @@ def test_resume_after_sigkill_repeats_no_finished_turn(tmp_path: Path) -> None:
     resumed = _worker(tmp_path, "crash", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     calls = (tmp_path / "crash.log").read_text().splitlines()
-    after = calls[len(before):]
+    after = calls[len(before) :]
     assert after[0] == "negative 2"  # only the interrupted call is made again
     assert len(calls) == len(clean_calls) + 1
     assert before + after[1:] == clean_calls

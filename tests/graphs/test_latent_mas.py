@@ -17,10 +17,17 @@ QUESTION = "Tom has 3 apples and buys 4 more. How many apples does he have?"
 
 def run(db: str, thread: str, **options) -> dict:
     graph = compile_with_saver(build_graph(), db)
-    settings = {"task": "gsm8k", "max_new_tokens": 16, "latent_steps": 3, "kv_dir": str(kv_dir_for(db)), **options}
+    settings = {
+        "task": "gsm8k",
+        "max_new_tokens": 16,
+        "latent_steps": 3,
+        "kv_dir": str(kv_dir_for(db)),
+        **options,
+    }
     context = MASContext(**settings)
-    return graph.invoke({"item_id": thread, "question": QUESTION}, thread_config(thread), context=context,
-                        durability="sync")
+    return graph.invoke(
+        {"item_id": thread, "question": QUESTION}, thread_config(thread), context=context, durability="sync"
+    )
 
 
 def by_agent(state: dict) -> dict[str, dict]:
@@ -32,10 +39,22 @@ def test_sequential_hands_a_growing_cache_from_agent_to_agent(backend, db):
     trace = by_agent(state)
     assert list(trace) == ["planner", "critic", "refiner", "judger"]
     assert trace["planner"]["kv_positions"] == trace["planner"]["prompt_tokens"] + 3
-    assert trace["critic"]["kv_positions"] == trace["planner"]["kv_positions"] + trace["critic"]["prompt_tokens"] + 3
+    assert (
+        trace["critic"]["kv_positions"]
+        == trace["planner"]["kv_positions"] + trace["critic"]["prompt_tokens"] + 3
+    )
     assert trace["judger"]["kv_positions"] == trace["refiner"]["kv_positions"] == state["kv"]["positions"]
     assert trace["judger"]["generated_tokens"] > 0 and state["text"]
-    assert set(state["kv"]) == {"id", "model_id", "namespace", "positions", "next_position", "parent", "nbytes", "sha256"}
+    assert set(state["kv"]) == {
+        "id",
+        "model_id",
+        "namespace",
+        "positions",
+        "next_position",
+        "parent",
+        "nbytes",
+        "sha256",
+    }
 
 
 def test_hierarchical_chains_three_solvers_then_the_summarizer(backend, db):
@@ -47,7 +66,9 @@ def test_ablation_flags_change_what_the_judger_sees(backend, db):
     full = by_agent(run(db, "full"))
     seq = by_agent(run(db, "seq-only", sequential_info_only=True))
     latent = by_agent(run(db, "latent-only", latent_only=True))
-    assert seq["judger"]["kv_positions"] == seq["refiner"]["prompt_tokens"] + 3 < full["judger"]["kv_positions"]
+    assert (
+        seq["judger"]["kv_positions"] == seq["refiner"]["prompt_tokens"] + 3 < full["judger"]["kv_positions"]
+    )
     assert latent["judger"]["kv_positions"] == 3
 
     kept = by_agent(run(db, "zero-kept", latent_steps=0))

@@ -31,8 +31,9 @@ QUESTION = "A 45-year-old man has crushing chest pain radiating to the left arm.
 OPTIONS = {"A": "Aspirin", "B": "Antibiotics", "C": "Reassurance", "D": "Antacids", "E": "Surgery"}
 ITEM = TaskItem(id="q1", question=QUESTION, gold="A", options=OPTIONS, group="step1")
 
-FAST_RETRY = RetryPolicy(max_attempts=3, initial_interval=0.001, backoff_factor=1.0, jitter=False,
-                         retry_on=is_transient)
+FAST_RETRY = RetryPolicy(
+    max_attempts=3, initial_interval=0.001, backoff_factor=1.0, jitter=False, retry_on=is_transient
+)
 
 _names = itertools.count()
 
@@ -61,12 +62,12 @@ def stage_of(messages: list[BaseMessage]) -> str:
 
 DEFAULT_REPLIES: dict[str, str] = {
     "question_domains": "Medical Field: Cardiology | Emergency Medicine | Internal Medicine | "
-                        "Pharmacology | Radiology",
+    "Pharmacology | Radiology",
     "option_domains": "Medical Field: Cardiology | Pharmacology",
     "question_analysis": "Findings suggest acute coronary syndrome.",
     "option_analysis": "A is right; B-E do not treat ischemia.",
     "synthesis": "Key Knowledge: chest pain radiating to the arm means ACS.\n"
-                 "Total Analysis: give aspirin first.",
+    "Total Analysis: give aspirin first.",
     "vote": "YES",
     "advice": "Revisions: mention the ECG.",
     "revision": "Total Analysis: give aspirin first; obtain an ECG.",
@@ -116,12 +117,30 @@ def stage_counts(state: dict) -> Counter[str]:
 EXPECTED_CALLS = {
     "base_direct": {"direct": 1},
     "base_cot": {"cot": 1},
-    "anal_only": {"question_domains": 1, "option_domains": 1, "question_analysis": 5,
-                  "option_analysis": 2, "decision": 1},
-    "syn_only": {"question_domains": 1, "option_domains": 1, "question_analysis": 5,
-                 "option_analysis": 2, "synthesis": 1, "decision": 1},
-    "syn_verif": {"question_domains": 1, "option_domains": 1, "question_analysis": 5,
-                  "option_analysis": 2, "synthesis": 1, "vote": 7, "decision": 1},
+    "anal_only": {
+        "question_domains": 1,
+        "option_domains": 1,
+        "question_analysis": 5,
+        "option_analysis": 2,
+        "decision": 1,
+    },
+    "syn_only": {
+        "question_domains": 1,
+        "option_domains": 1,
+        "question_analysis": 5,
+        "option_analysis": 2,
+        "synthesis": 1,
+        "decision": 1,
+    },
+    "syn_verif": {
+        "question_domains": 1,
+        "option_domains": 1,
+        "question_analysis": 5,
+        "option_analysis": 2,
+        "synthesis": 1,
+        "vote": 7,
+        "decision": 1,
+    },
 }
 
 
@@ -141,14 +160,24 @@ def test_syn_verif_everyone_agreeing_is_18_calls() -> None:
     name, model = fake()
     state = run(name)
     assert model.call_count == 2 + 5 + 2 + 1 + 7 + 1
-    assert state["vote_history"] == [{
-        "attempt": 1, "consensus": True,
-        "votes": [{"expert": e, "domain": d, "vote": "yes"} for e, d in [
-            ("question_expert_1", "Cardiology"), ("question_expert_2", "Emergency Medicine"),
-            ("question_expert_3", "Internal Medicine"), ("question_expert_4", "Pharmacology"),
-            ("question_expert_5", "Radiology"), ("option_expert_1", "Cardiology"),
-            ("option_expert_2", "Pharmacology")]],
-    }]
+    assert state["vote_history"] == [
+        {
+            "attempt": 1,
+            "consensus": True,
+            "votes": [
+                {"expert": e, "domain": d, "vote": "yes"}
+                for e, d in [
+                    ("question_expert_1", "Cardiology"),
+                    ("question_expert_2", "Emergency Medicine"),
+                    ("question_expert_3", "Internal Medicine"),
+                    ("question_expert_4", "Pharmacology"),
+                    ("question_expert_5", "Radiology"),
+                    ("option_expert_1", "Cardiology"),
+                    ("option_expert_2", "Pharmacology"),
+                ]
+            ],
+        }
+    ]
     assert state["revision_history"] == []
     assert state["syn_repo_history"] == [state["syn_report"]]
 
@@ -178,8 +207,7 @@ def test_option_experts_see_every_question_analysis() -> None:
     option_prompts = [p for p in model.prompts() if "assess each option in turn" in p]
     assert len(option_prompts) == 2
     for prompt in option_prompts:
-        for domain in ("Cardiology", "Emergency Medicine", "Internal Medicine", "Pharmacology",
-                       "Radiology"):
+        for domain in ("Cardiology", "Emergency Medicine", "Internal Medicine", "Pharmacology", "Radiology"):
             assert f"QA-MARK-{domain}" in prompt
 
 
@@ -217,24 +245,36 @@ def test_dissent_gets_advice_and_one_revision_then_consensus() -> None:
     def vote(messages: list[BaseMessage], n: int) -> str:
         # First round: the radiologist and the second option expert disagree.
         report = messages[-1].text
-        dissenting = messages[0].text.endswith("Radiology.") or messages[0].text.endswith(
-            "Pharmacology.")
+        dissenting = messages[0].text.endswith("Radiology.") or messages[0].text.endswith("Pharmacology.")
         return "NO" if dissenting and "obtain an ECG" not in report else "YES"
 
     name, model = fake(Script(vote=vote))
     state = run(name)
     counts = stage_counts(state)
     # Pharmacology is both question expert 4 and option expert 2: both vote, neither overwrites.
-    assert counts == Counter({"question_domains": 1, "option_domains": 1, "question_analysis": 5,
-                              "option_analysis": 2, "synthesis": 1, "vote": 14, "advice": 3,
-                              "revision": 1, "decision": 1})
+    assert counts == Counter(
+        {
+            "question_domains": 1,
+            "option_domains": 1,
+            "question_analysis": 5,
+            "option_analysis": 2,
+            "synthesis": 1,
+            "vote": 14,
+            "advice": 3,
+            "revision": 1,
+            "decision": 1,
+        }
+    )
     first, second = state["vote_history"]
     assert [v["vote"] for v in first["votes"]] == ["yes", "yes", "yes", "no", "no", "yes", "no"]
     assert second["consensus"] is True
     [round_] = state["revision_history"]
     assert round_["attempt"] == 1
-    assert [a["expert"] for a in round_["advice"]] == ["question_expert_4", "question_expert_5",
-                                                       "option_expert_2"]
+    assert [a["expert"] for a in round_["advice"]] == [
+        "question_expert_4",
+        "question_expert_5",
+        "option_expert_2",
+    ]
     assert round_["advice"][0]["advice"] == "mention the ECG."
     revision_prompt = next(p for p in model.prompts() if "Revise the analysis" in p)
     assert revision_prompt.count("mention the ECG.") == 3
@@ -270,8 +310,11 @@ def test_garbage_decision_is_a_recorded_failure_not_an_answer() -> None:
 def test_error_placeholder_is_never_answer_e_nor_a_yes_vote() -> None:
     name, _ = fake(Script(vote="ERROR.", decision="ERROR."))
     item = TaskItem(id="q2", question=QUESTION, gold="E", options=OPTIONS)
-    state = build_graph(FAST_RETRY).compile().invoke(
-        EVAL_METHOD.make_input(item, {}), context=MedAgentsContext(model=name, max_attempts=1))
+    state = (
+        build_graph(FAST_RETRY)
+        .compile()
+        .invoke(EVAL_METHOD.make_input(item, {}), context=MedAgentsContext(model=name, max_attempts=1))
+    )
     assert state["pred_answer"] is None
     assert EVAL_METHOD.outcome(item, state, {}).correct is False
     [round_] = state["vote_history"]
@@ -293,9 +336,12 @@ def test_diagnostic_is_not_a_no_vote() -> None:
 
 
 def test_duplicate_domains_are_deduplicated_and_padded() -> None:
-    name, model = fake(Script(
-        question_domains="Medical Field: Cardiology | cardiology | CARDIOLOGY | Neurology",
-        option_domains="Medical Field: Cardiology | Cardiology"))
+    name, model = fake(
+        Script(
+            question_domains="Medical Field: Cardiology | cardiology | CARDIOLOGY | Neurology",
+            option_domains="Medical Field: Cardiology | Cardiology",
+        )
+    )
     state = run(name)
     assert len(state["question_domains"]) == 5
     assert len({d.casefold() for d in state["question_domains"]}) == 5
@@ -387,8 +433,7 @@ def test_roles_can_use_their_own_models() -> None:
 
 def test_prompt_overrides_are_used_and_checked() -> None:
     name, model = fake()
-    run(name, method="base_direct",
-        prompts={"direct.user": "Q: {question}\n{options}\nSay 'Option: X'."})
+    run(name, method="base_direct", prompts={"direct.user": "Q: {question}\n{options}\nSay 'Option: X'."})
     assert model.prompts()[0].splitlines()[1].startswith("Q: A 45-year-old")
     with pytest.raises(ValueError, match="unknown field"):
         MedAgentsContext(prompts={"direct.user": "{nope}"})
@@ -402,8 +447,7 @@ def test_token_limits_per_stage_and_cap() -> None:
     ctx = MedAgentsContext()
     assert (ctx.domains_max_tokens, ctx.vote_max_tokens, ctx.synthesis_max_tokens) == (50, 30, 2500)
     capped = ctx.capped(256)
-    assert (capped.domains_max_tokens, capped.vote_max_tokens, capped.synthesis_max_tokens) == (
-        50, 30, 256)
+    assert (capped.domains_max_tokens, capped.vote_max_tokens, capped.synthesis_max_tokens) == (50, 30, 256)
     assert capped.chat_config("synthesizer", capped.synthesis_max_tokens).max_tokens == 256
 
 
@@ -413,9 +457,16 @@ def test_token_limits_per_stage_and_cap() -> None:
 def test_eval_method_contract() -> None:
     assert get_method("medagents") is EVAL_METHOD
     name, _ = fake()
-    options = {"method": "medagents", "medagents_method": "syn_only", "model": name,
-               "temperature": 0.3, "max_attempts": 4, "preset": "paper", "max_new_tokens": 128,
-               "task": "medqa"}
+    options = {
+        "method": "medagents",
+        "medagents_method": "syn_only",
+        "model": name,
+        "temperature": 0.3,
+        "max_attempts": 4,
+        "preset": "paper",
+        "max_new_tokens": 128,
+        "task": "medqa",
+    }
     ctx = EVAL_METHOD.context(options)
     assert (ctx.method, ctx.model, ctx.temperature, ctx.max_attempts) == ("syn_only", name, 0.3, 4)
     assert ctx.synthesis_max_tokens == 128 and ctx.vote_max_tokens == 30
@@ -444,18 +495,37 @@ def test_prompts_file_option(tmp_path) -> None:
 
 
 def test_context_is_prepended_for_pubmedqa_style_items() -> None:
-    item = TaskItem(id="p", question="Does X help?", gold="A", context="Abstract text.",
-                    options={"A": "yes", "B": "no", "C": "maybe"})
+    item = TaskItem(
+        id="p",
+        question="Does X help?",
+        gold="A",
+        context="Abstract text.",
+        options={"A": "yes", "B": "no", "C": "maybe"},
+    )
     assert EVAL_METHOD.make_input(item, {})["question"] == "Abstract text. Does X help?"
 
 
 def test_studio_graph_is_compiled_without_checkpointer() -> None:
     assert graph.checkpointer is None
     nodes = set(graph.get_graph().nodes)
-    assert {"question_domains", "option_domains", "question_analysis", "option_analysis",
-            "synthesis", "vote", "advice", "revision", "decision", "direct_answer",
-            "cot_answer"} <= nodes
+    assert {
+        "question_domains",
+        "option_domains",
+        "question_analysis",
+        "option_analysis",
+        "synthesis",
+        "vote",
+        "advice",
+        "revision",
+        "decision",
+        "direct_answer",
+        "cot_answer",
+    } <= nodes
     # Studio renders its input form and context panel from these schemas.
-    assert set(graph.get_input_jsonschema()["properties"]) == {"question", "options", "gold_answer",
-                                                               "item_id"}
+    assert set(graph.get_input_jsonschema()["properties"]) == {
+        "question",
+        "options",
+        "gold_answer",
+        "item_id",
+    }
     assert graph.get_context_jsonschema()["properties"]["method"]["enum"][-1] == "syn_verif"

@@ -14,7 +14,11 @@ def user_prompts(model: ScriptedChatModel) -> list[str]:
 def test_sequential_agents_read_earlier_outputs_as_text_context():
     model = ScriptedChatModel(["plan-text", "critique-text", "refined-text", "The answer is \\boxed{7}."])
     register_chat_model("fake-seq", model)
-    state = build_graph().compile().invoke({"question": "3 + 4?"}, context=MASContext(model="fake-seq", task="gsm8k"))
+    state = (
+        build_graph()
+        .compile()
+        .invoke({"question": "3 + 4?"}, context=MASContext(model="fake-seq", task="gsm8k"))
+    )
     prompts = user_prompts(model)
     assert "[Planner]" not in prompts[0]
     assert "[Planner]:\nplan-text\n\n" in prompts[1]
@@ -34,11 +38,20 @@ def test_hierarchical_solvers_run_in_parallel_then_the_summarizer_reads_all_thre
 
     model = ScriptedChatModel(reply)
     register_chat_model("fake-hier", model)
-    state = build_graph().compile().invoke(
-        {"question": "1 + 1?"}, context=MASContext(model="fake-hier", task="gsm8k", topology="hierarchical"))
+    state = (
+        build_graph()
+        .compile()
+        .invoke(
+            {"question": "1 + 1?"},
+            context=MASContext(model="fake-hier", task="gsm8k", topology="hierarchical"),
+        )
+    )
     summarizer_prompt = user_prompts(model)[-1]
-    assert summarizer_prompt.index("[Math]:\nmathematics-work") < summarizer_prompt.index("[Science]:\nscience-work") \
+    assert (
+        summarizer_prompt.index("[Math]:\nmathematics-work")
+        < summarizer_prompt.index("[Science]:\nscience-work")
         < summarizer_prompt.index("[Code]:\nprogramming-work")
+    )
     assert {e["agent"] for e in state["trace"][:3]} == {"math", "science", "code"}
     assert state["answer"] == "2"
 
@@ -46,8 +59,11 @@ def test_hierarchical_solvers_run_in_parallel_then_the_summarizer_reads_all_thre
 def test_baseline_is_one_call_in_the_task_format():
     model = ScriptedChatModel(["So it is \\boxed{B}."])
     register_chat_model("fake-base", model)
-    state = build_baseline().compile().invoke({"question": "Pick one.\nA. x\nB. y"},
-                                              context=MASContext(model="fake-base", task="arc_easy"))
+    state = (
+        build_baseline()
+        .compile()
+        .invoke({"question": "Pick one.\nA. x\nB. y"}, context=MASContext(model="fake-base", task="arc_easy"))
+    )
     assert len(model.calls) == 1 and state["answer"] == "B"
 
 
@@ -59,7 +75,10 @@ def test_prompts_file_overrides_a_role_and_a_bad_file_is_named(tmp_path):
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps({"planner": "CUSTOM PLAN PROMPT for {question}"}))
     context = MASContext(task="gsm8k", prompts_file=str(prompts))
-    assert context.messages("planner", latent=False, question="2+2?")[-1]["content"] == "CUSTOM PLAN PROMPT for 2+2?"
+    assert (
+        context.messages("planner", latent=False, question="2+2?")[-1]["content"]
+        == "CUSTOM PLAN PROMPT for 2+2?"
+    )
     assert "Critic Agent" in context.messages("critic", latent=False, question="2+2?")[-1]["content"]
     prompts.write_text("{not json")
     with pytest.raises(ValueError, match="prompts.json"):
@@ -72,13 +91,20 @@ def test_each_item_of_a_mixed_set_gets_its_own_answer_instruction():
 
     model = ScriptedChatModel(lambda messages: "\\boxed{C}")
     register_chat_model("fake-mixed", model)
-    choice = TaskItem(id="c", question="Which can fly?", gold="C", options={"A": "dog", "B": "fish", "C": "bird"},
-                      meta={"task": "arc_easy"})
+    choice = TaskItem(
+        id="c",
+        question="Which can fly?",
+        gold="C",
+        options={"A": "dog", "B": "fish", "C": "bird"},
+        meta={"task": "arc_easy"},
+    )
     number = TaskItem(id="n", question="2 + 3?", gold="5", meta={"task": "gsm8k"})
     graph = build_baseline().compile()
     for item in (choice, number):
-        state = graph.invoke(EVAL_METHOD.make_input(item, {"task": "mixed"}),
-                             context=MASContext(model="fake-mixed", task="mixed"))
+        state = graph.invoke(
+            EVAL_METHOD.make_input(item, {"task": "mixed"}),
+            context=MASContext(model="fake-mixed", task="mixed"),
+        )
         assert get_task(item.meta["task"]).answer_instruction in model.calls[-1][-1].content
         assert state["text"] == "\\boxed{C}"
     assert EVAL_METHOD.outcome(choice, {"text": "\\boxed{C}"}, {"task": "mixed"}).correct

@@ -27,21 +27,29 @@ def test_batched_rollout_equals_single_runs(backend, tmp_path):
         assert b.handle["positions"] == s.handle["positions"] == b.prompt_tokens + 4
         assert torch.allclose(b.last_hidden, s.last_hidden, atol=1e-3)
         for lb, ls in zip(store.get(b.handle), store.get(s.handle), strict=True):
-            assert torch.allclose(lb.keys, ls.keys, atol=1e-3) and torch.allclose(lb.values, ls.values, atol=1e-3)
+            assert torch.allclose(lb.keys, ls.keys, atol=1e-3) and torch.allclose(
+                lb.values, ls.values, atol=1e-3
+            )
 
     # Second agent on top of different-length caches, then greedy decoding on top of those.
-    second = [RolloutRequest(messages=user("Check the reasoning."), namespace="t", kv=b.handle, latent_steps=3)
-              for b in batched]
+    second = [
+        RolloutRequest(messages=user("Check the reasoning."), namespace="t", kv=b.handle, latent_steps=3)
+        for b in batched
+    ]
     second_batched = backend.rollout(second, store)
     second_single = [backend.rollout([r], store)[0] for r in second]
     for b, s in zip(second_batched, second_single, strict=True):
         assert torch.allclose(b.last_hidden, s.last_hidden, atol=1e-3)
-    judge = [GenerationRequest(messages=user("Give the final answer."), max_new_tokens=12, kv=b.handle)
-             for b in second_batched]
+    judge = [
+        GenerationRequest(messages=user("Give the final answer."), max_new_tokens=12, kv=b.handle)
+        for b in second_batched
+    ]
     decoded_batched = backend.generate(judge, store)
     decoded_single = [backend.generate([r], store)[0] for r in judge]
     assert [d.token_ids for d in decoded_batched] == [d.token_ids for d in decoded_single]
-    assert all(d.kv_positions == b.handle["positions"] for d, b in zip(decoded_batched, second_batched, strict=True))
+    assert all(
+        d.kv_positions == b.handle["positions"] for d, b in zip(decoded_batched, second_batched, strict=True)
+    )
 
 
 def test_batched_generation_equals_single_runs(backend):
@@ -54,10 +62,14 @@ def test_batched_generation_equals_single_runs(backend):
 
 def test_forward_on_a_resolved_cache_leaves_the_stored_entry_unchanged(backend, tmp_path):
     store = KVStore(tmp_path)
-    handle = backend.rollout([RolloutRequest(messages=user(QUESTIONS[0]), namespace="t", latent_steps=2)], store)[0].handle
+    handle = backend.rollout(
+        [RolloutRequest(messages=user(QUESTIONS[0]), namespace="t", latent_steps=2)], store
+    )[0].handle
     before = [(layer.keys.clone(), layer.values.clone()) for layer in store.get(handle)]
     # Two different continuations from one handle: each forward pass appends to its own copy.
-    backend.rollout([RolloutRequest(messages=user("Continue."), namespace="t", kv=handle, latent_steps=2)], store)
+    backend.rollout(
+        [RolloutRequest(messages=user("Continue."), namespace="t", kv=handle, latent_steps=2)], store
+    )
     backend.generate([GenerationRequest(messages=user("Answer."), max_new_tokens=4, kv=handle)], store)
     for stored in (store.get(handle), KVStore(tmp_path).get(handle)):
         assert len(stored) == len(before)
@@ -67,10 +79,14 @@ def test_forward_on_a_resolved_cache_leaves_the_stored_entry_unchanged(backend, 
 
 def test_handoff_modes_trim_what_is_handed_on(backend, tmp_path):
     store = KVStore(tmp_path)
-    first = backend.rollout([RolloutRequest(messages=user(QUESTIONS[1]), namespace="t", latent_steps=3)], store)[0]
+    first = backend.rollout(
+        [RolloutRequest(messages=user(QUESTIONS[1]), namespace="t", latent_steps=3)], store
+    )[0]
     results = {}
     for mode in ("all", "sequential", "latent"):
-        request = RolloutRequest(messages=user("Review it."), namespace="t", kv=first.handle, latent_steps=5, handoff=mode)
+        request = RolloutRequest(
+            messages=user("Review it."), namespace="t", kv=first.handle, latent_steps=5, handoff=mode
+        )
         results[mode] = backend.rollout([request], store)[0]
     prompt = results["all"].prompt_tokens
     assert results["all"].handle["positions"] == first.handle["positions"] + prompt + 5
@@ -105,15 +121,21 @@ def test_a_handle_from_another_model_is_refused(backend, tmp_path):
     from latent_backend import KVStoreError
 
     store = KVStore(tmp_path)
-    handle = backend.rollout([RolloutRequest(messages=user("Hi"), namespace="t", latent_steps=1)], store)[0].handle
+    handle = backend.rollout([RolloutRequest(messages=user("Hi"), namespace="t", latent_steps=1)], store)[
+        0
+    ].handle
     foreign = {**handle, "model_id": "another-model"}
     with pytest.raises(KVStoreError, match="another-model"):
         backend.generate([GenerationRequest(messages=user("Hi"), max_new_tokens=2, kv=foreign)], store)
 
 
 def test_sampling_is_seeded_per_row(backend):
-    request = GenerationRequest(messages=user(QUESTIONS[2]), max_new_tokens=8, temperature=0.9, top_p=0.95, seed=7)
-    other = GenerationRequest(messages=user(QUESTIONS[0]), max_new_tokens=8, temperature=0.9, top_p=0.95, seed=1)
+    request = GenerationRequest(
+        messages=user(QUESTIONS[2]), max_new_tokens=8, temperature=0.9, top_p=0.95, seed=7
+    )
+    other = GenerationRequest(
+        messages=user(QUESTIONS[0]), max_new_tokens=8, temperature=0.9, top_p=0.95, seed=1
+    )
     alone = backend.generate([request])[0]
     together = backend.generate([other, request])[1]
     assert alone.token_ids == together.token_ids

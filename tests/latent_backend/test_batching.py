@@ -15,6 +15,7 @@ def run_concurrently(batcher: MicroBatcher, delays: list[float], participants: b
         def body():
             time.sleep(delay)
             assert batcher.submit("k", index, run_batch) == index
+
         if participants:
             with batcher.participant():
                 body()
@@ -30,7 +31,11 @@ def run_concurrently(batcher: MicroBatcher, delays: list[float], participants: b
 
 
 def test_max_batch_one_runs_every_call_alone():
-    assert sorted(run_concurrently(MicroBatcher(max_batch=1), [0, 0, 0], participants=False)) == [[0], [1], [2]]
+    assert sorted(run_concurrently(MicroBatcher(max_batch=1), [0, 0, 0], participants=False)) == [
+        [0],
+        [1],
+        [2],
+    ]
 
 
 def test_a_straggler_splits_a_time_window_batch_but_not_a_participant_batch():

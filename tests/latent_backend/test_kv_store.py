@@ -10,8 +10,13 @@ from latent_backend.kv_store import KVStore, KVStoreError, LayerKV
 
 def make_layers(positions: int, seed: int = 0, layers: int = 3) -> list[LayerKV]:
     generator = torch.Generator().manual_seed(seed)
-    return [LayerKV(torch.randn(2, positions, 8, generator=generator), torch.randn(2, positions, 8, generator=generator))
-            for _ in range(layers)]
+    return [
+        LayerKV(
+            torch.randn(2, positions, 8, generator=generator),
+            torch.randn(2, positions, 8, generator=generator),
+        )
+        for _ in range(layers)
+    ]
 
 
 def test_roundtrip_and_handle_fields(tmp_path):
@@ -21,7 +26,9 @@ def test_roundtrip_and_handle_fields(tmp_path):
     assert handle["positions"] == 5 and handle["next_position"] == 5 and handle["parent"] is None
     assert handle["nbytes"] == 3 * 2 * 2 * 5 * 8 * 4
     json.dumps(handle)  # a handle is plain, serializable data
-    child = store.put(make_layers(2, seed=1), model_id="m", namespace="thread-1", parent=handle, next_position=9)
+    child = store.put(
+        make_layers(2, seed=1), model_id="m", namespace="thread-1", parent=handle, next_position=9
+    )
     assert child["parent"] == handle["id"] and child["next_position"] == 9
     for got, want in zip(store.get(handle), layers, strict=True):
         assert torch.equal(got.keys, want.keys) and torch.equal(got.values, want.values)
@@ -91,5 +98,7 @@ def test_memory_budget_evicts_but_disk_still_serves(tmp_path):
     store = KVStore(tmp_path, memory_budget_bytes=3000)
     handles = [store.put(make_layers(4, seed=i, layers=1), model_id="m", namespace="t") for i in range(4)]
     assert store._memory_bytes <= 3000
-    assert all(torch.equal(store.get(h)[0].keys, make_layers(4, seed=i, layers=1)[0].keys)
-               for i, h in enumerate(handles))
+    assert all(
+        torch.equal(store.get(h)[0].keys, make_layers(4, seed=i, layers=1)[0].keys)
+        for i, h in enumerate(handles)
+    )

@@ -18,44 +18,59 @@ from nodes.debate import (
     round_name,
 )
 
-STRICT = ('{"Whether there is a preference": "Yes", "Supported Side": "Negative", '
-          '"Reason": "r", "debate_answer": "1.5"}')
+STRICT = (
+    '{"Whether there is a preference": "Yes", "Supported Side": "Negative", '
+    '"Reason": "r", "debate_answer": "1.5"}'
+)
 
 
-@pytest.mark.parametrize("reply", [
-    STRICT,
-    "```json\n" + STRICT + "\n```",
-    "```\n" + STRICT + "\n```",
-    "After weighing both sides, my verdict is:\n" + STRICT + "\nI hope this helps.",
-    "{'Whether there is a preference': 'Yes', 'Supported Side': 'Negative', 'Reason': 'r', 'debate_answer': '1.5'}",
-    '{"Whether there is a preference": true, "Supported Side": "negative", "Reason": "r", "debate_answer": 1.5}',
-    "{'Whether there is a preference': True, 'Supported Side': 'Negative side', 'Reason': 'r', "
-    "'debate_answer': 1.5,}",
-    '{"whether there is a preference": "yes", "supported side": "NEGATIVE", "reason": "r", '
-    '"Debate Answer": "1.5",\n}',
-    "\u201cignored\u201d {\u201cWhether there is a preference\u201d: \u201cYes\u201d, \u201cSupported Side\u201d: "
-    "\u201cNegative\u201d, \u201cReason\u201d: \u201cr\u201d, \u201cdebate_answer\u201d: \u201c1.5\u201d}",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        STRICT,
+        "```json\n" + STRICT + "\n```",
+        "```\n" + STRICT + "\n```",
+        "After weighing both sides, my verdict is:\n" + STRICT + "\nI hope this helps.",
+        "{'Whether there is a preference': 'Yes', 'Supported Side': 'Negative', 'Reason': 'r', 'debate_answer': '1.5'}",
+        '{"Whether there is a preference": true, "Supported Side": "negative", "Reason": "r", "debate_answer": 1.5}',
+        "{'Whether there is a preference': True, 'Supported Side': 'Negative side', 'Reason': 'r', "
+        "'debate_answer': 1.5,}",
+        '{"whether there is a preference": "yes", "supported side": "NEGATIVE", "reason": "r", '
+        '"Debate Answer": "1.5",\n}',
+        "\u201cignored\u201d {\u201cWhether there is a preference\u201d: \u201cYes\u201d, \u201cSupported Side\u201d: "
+        "\u201cNegative\u201d, \u201cReason\u201d: \u201cr\u201d, \u201cdebate_answer\u201d: \u201c1.5\u201d}",
+    ],
+)
 def test_moderator_reply_variants(reply: str) -> None:
     verdict, error = parse_moderator(reply)
     assert error is None
-    assert (verdict.preference, verdict.supported_side, verdict.reason, verdict.answer) == \
-        ("Yes", "Negative", "r", "1.5")
+    assert (verdict.preference, verdict.supported_side, verdict.reason, verdict.answer) == (
+        "Yes",
+        "Negative",
+        "r",
+        "1.5",
+    )
 
 
 def test_null_none_and_false() -> None:
-    verdict, _ = parse_moderator('{"Whether there is a preference": false, "Supported Side": null, '
-                                 '"Reason": null, "debate_answer": null}')
+    verdict, _ = parse_moderator(
+        '{"Whether there is a preference": false, "Supported Side": null, '
+        '"Reason": null, "debate_answer": null}'
+    )
     assert (verdict.preference, verdict.supported_side, verdict.answer) == ("No", "", "")
-    verdict, _ = parse_moderator("{'Whether there is a preference': False, 'Supported Side': None, "
-                                 "'Reason': 'tie', 'debate_answer': None}")
+    verdict, _ = parse_moderator(
+        "{'Whether there is a preference': False, 'Supported Side': None, "
+        "'Reason': 'tie', 'debate_answer': None}"
+    )
     assert (verdict.preference, verdict.reason, verdict.answer) == ("No", "tie", "")
 
 
 def test_translation_key_and_strings_with_braces_and_quotes() -> None:
-    verdict, _ = parse_moderator('{"Whether there is a preference": "Yes", "Supported Side": "Affirmative", '
-                                 '"Reason": "the {braces} and \\"quotes\\" are fine; it\'s ok", '
-                                 '"debate_translation": "Destroy a division."}')
+    verdict, _ = parse_moderator(
+        '{"Whether there is a preference": "Yes", "Supported Side": "Affirmative", '
+        '"Reason": "the {braces} and \\"quotes\\" are fine; it\'s ok", '
+        '"debate_translation": "Destroy a division."}'
+    )
     assert verdict.answer == "Destroy a division." and "{braces}" in verdict.reason
     assert verdict.to_json("translation")["debate_translation"] == "Destroy a division."
 
@@ -68,18 +83,21 @@ def test_echoed_format_then_real_answer_takes_the_real_one() -> None:
     assert parse_moderator(moderator_json_format("qa"))[0] is None
 
 
-@pytest.mark.parametrize("reply", [
-    "",
-    "I cannot decide.",
-    "__import__('os').system('touch /tmp/pwned_xyz')",
-    "{'debate_answer': __import__('os').system('touch /tmp/pwned_xyz')}",
-    "{\"Whether there is a preference\": \"Yes\", \"debate_answer\": (lambda: 1)()}",
-    '{"Reason": "no verdict keys at all"}',
-    '{"Whether there is a preference": "Maybe", "debate_answer": ""}',
-    '{"Whether there is a preference": "Yes", "debate_answer": ["a", "b"]}',
-    '{"Whether there is a preference": "Yes", "debate_answer": "1.5"',  # truncated
-    "[1, 2, 3]",
-])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "",
+        "I cannot decide.",
+        "__import__('os').system('touch /tmp/pwned_xyz')",
+        "{'debate_answer': __import__('os').system('touch /tmp/pwned_xyz')}",
+        '{"Whether there is a preference": "Yes", "debate_answer": (lambda: 1)()}',
+        '{"Reason": "no verdict keys at all"}',
+        '{"Whether there is a preference": "Maybe", "debate_answer": ""}',
+        '{"Whether there is a preference": "Yes", "debate_answer": ["a", "b"]}',
+        '{"Whether there is a preference": "Yes", "debate_answer": "1.5"',  # truncated
+        "[1, 2, 3]",
+    ],
+)
 def test_unreadable_replies_are_rejected_and_never_run(reply: str) -> None:
     marker = Path("/tmp/pwned_xyz")
     if marker.exists():
@@ -90,8 +108,14 @@ def test_unreadable_replies_are_rejected_and_never_run(reply: str) -> None:
 
 
 def test_human_dict_is_validated_with_the_same_schema() -> None:
-    verdict, _ = parse_moderator({"Whether there is a preference": "Yes", "Supported Side": "Affirmative",
-                                  "Reason": "r", "debate_answer": "3/2"})
+    verdict, _ = parse_moderator(
+        {
+            "Whether there is a preference": "Yes",
+            "Supported Side": "Affirmative",
+            "Reason": "r",
+            "debate_answer": "3/2",
+        }
+    )
     assert verdict.answer == "3/2"
     assert parse_moderator({"Whether there is a preference": "perhaps"})[0] is None
 
@@ -110,7 +134,10 @@ def test_extract_json_objects_ignores_prose_apostrophes() -> None:
 
 def test_fill_is_single_pass() -> None:
     template = "A: ##aff_ans## / N: ##neg_ans## / ##unknown##"
-    assert fill(template, aff_ans="I say ##neg_ans##", neg_ans="no") == "A: I say ##neg_ans## / N: no / ##unknown##"
+    assert (
+        fill(template, aff_ans="I say ##neg_ans##", neg_ans="no")
+        == "A: I say ##neg_ans## / N: no / ##unknown##"
+    )
 
 
 def test_prompt_templates_and_helpers() -> None:
@@ -123,8 +150,16 @@ def test_prompt_templates_and_helpers() -> None:
     with pytest.raises(ValueError):
         prompt_templates("summary")
     assert [round_name(n) for n in (1, 3, 10, 11, 22)] == ["first", "third", "tenth", "11th", "22nd"]
-    assert [language_name(c) for c in ("zh", "en", "de", "fr", "ja", "zh-CN", "Chinese", "xx")] == \
-        ["Chinese", "English", "German", "French", "Japanese", "Chinese", "Chinese", "xx"]
+    assert [language_name(c) for c in ("zh", "en", "de", "fr", "ja", "zh-CN", "Chinese", "xx")] == [
+        "Chinese",
+        "English",
+        "German",
+        "French",
+        "Japanese",
+        "Chinese",
+        "Chinese",
+        "xx",
+    ]
 
 
 def test_is_transient() -> None:

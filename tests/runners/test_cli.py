@@ -32,28 +32,72 @@ def test_runs_show_and_export_a_fake_run(tmp_path, capsys):
 
     register_chat_model("fake-cli", ScriptedChatModel(lambda messages: "\\boxed{4}"))
     data = tmp_path / "d.jsonl"
-    data.write_text('{"id": "a", "question": "2+2?", "answer": "4"}\n{"id": "b", "question": "1+1?", "answer": "2"}\n')
+    data.write_text(
+        '{"id": "a", "question": "2+2?", "answer": "4"}\n{"id": "b", "question": "1+1?", "answer": "2"}\n'
+    )
     db = str(tmp_path / "runs.db")
-    assert main(["eval", "baseline", "--task", "gsm8k", "--data", str(data), "--db", db, "--model", "fake-cli",
-                 "--run-id", "r1", "--json", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "baseline",
+                "--task",
+                "gsm8k",
+                "--data",
+                str(data),
+                "--db",
+                db,
+                "--model",
+                "fake-cli",
+                "--run-id",
+                "r1",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary | {"seconds": 0, "item_seconds": 0} == summary | {
-        "run_id": "r1", "method": "baseline", "task": "gsm8k", "n": 2, "correct": 1, "accuracy": 0.5,
-        "seconds": 0, "item_seconds": 0}
+        "run_id": "r1",
+        "method": "baseline",
+        "task": "gsm8k",
+        "n": 2,
+        "correct": 1,
+        "accuracy": 0.5,
+        "seconds": 0,
+        "item_seconds": 0,
+    }
     assert main(["runs", "--db", db, "list", "--json"]) == 0
     assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == ["r1"]
     out = tmp_path / "r1.jsonl"
     assert main(["runs", "--db", db, "export", "r1", "--format", "jsonl", "-o", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [(r["item_id"], r["prediction"], r["correct"]) for r in rows] == [("a", "4", True), ("b", "4", False)]
+    assert [(r["item_id"], r["prediction"], r["correct"]) for r in rows] == [
+        ("a", "4", True),
+        ("b", "4", False),
+    ]
     assert rows[0]["steps"][0]["agent"] == "baseline"
     assert main(["runs", "--db", db, "show", "no-such-run"]) == 2
 
 
 @pytest.mark.model
 def test_run_baseline_json_on_the_embedded_model(capsys, tmp_path):
-    code = main(["run", "baseline", "--question", "What is 2 + 2?", "--task", "gsm8k", "--max-new-tokens", "24",
-                 "--db", str(tmp_path / "r.db"), "--json"])
+    code = main(
+        [
+            "run",
+            "baseline",
+            "--question",
+            "What is 2 + 2?",
+            "--task",
+            "gsm8k",
+            "--max-new-tokens",
+            "24",
+            "--db",
+            str(tmp_path / "r.db"),
+            "--json",
+        ]
+    )
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert {"answer", "text", "prompt_tokens", "generated_tokens", "seconds"} <= set(result)
@@ -69,11 +113,34 @@ def test_empty_question_is_refused(capsys, tmp_path):
 def test_a_question_longer_than_the_context_fails_alone_and_the_run_keeps_the_rest(tmp_path, capsys):
     data = tmp_path / "d.jsonl"
     huge = "word " * 9000
-    data.write_text(json.dumps({"id": "ok", "question": "What is 1 + 1?", "answer": "2"}) + "\n"
-                    + json.dumps({"id": "huge", "question": huge, "answer": "2"}) + "\n")
+    data.write_text(
+        json.dumps({"id": "ok", "question": "What is 1 + 1?", "answer": "2"})
+        + "\n"
+        + json.dumps({"id": "huge", "question": huge, "answer": "2"})
+        + "\n"
+    )
     db = str(tmp_path / "long.db")
-    assert main(["eval", "baseline", "--task", "gsm8k", "--data", str(data), "--db", db, "--run-id", "long",
-                 "--max-new-tokens", "8", "--json", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "baseline",
+                "--task",
+                "gsm8k",
+                "--data",
+                str(data),
+                "--db",
+                db,
+                "--run-id",
+                "long",
+                "--max-new-tokens",
+                "8",
+                "--json",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert (summary["n"], summary["failed"]) == (2, 1)
     items = {item.item_id: item for item in RunStore(db).items("long")}

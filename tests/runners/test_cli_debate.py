@@ -15,15 +15,34 @@ def test_human_moderator_pauses_then_resume_with_an_answer_finishes_the_debate(t
     model = ScriptedChatModel(debater)
     register_chat_model("fake-debate-cli", model)
     db = str(tmp_path / "debate.db")
-    code = main(["run", "debate", "--topic", "What is 1 + 1?", "--human", "moderator", "--model", "fake-debate-cli",
-                 "--thread", "d1", "--db", db, "--json"])
+    code = main(
+        [
+            "run",
+            "debate",
+            "--topic",
+            "What is 1 + 1?",
+            "--human",
+            "moderator",
+            "--model",
+            "fake-debate-cli",
+            "--thread",
+            "d1",
+            "--db",
+            db,
+            "--json",
+        ]
+    )
     assert code == 0
     paused = json.loads(capsys.readouterr().out)
     assert paused["status"] == "interrupted" and "masgraph resume --thread d1" in paused["resume"]
     calls_before = model.call_count  # base answer, affirmative, negative
 
-    verdict = {"Whether there is a preference": "Yes", "Supported Side": "Affirmative",
-               "Reason": "Both sides agree.", "debate_answer": "2"}
+    verdict = {
+        "Whether there is a preference": "Yes",
+        "Supported Side": "Affirmative",
+        "Reason": "Both sides agree.",
+        "debate_answer": "2",
+    }
     assert main(["resume", "--thread", "d1", "--db", db, "--answer", json.dumps(verdict), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["answer"] == "2"

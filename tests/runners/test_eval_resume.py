@@ -21,15 +21,35 @@ ITEMS = [
 
 
 def eval_command(data: str, db: str, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "runners.cli", "eval", "latent_mas", "--task", "gsm8k", "--data", data,
-            "--db", db, "--run-id", run_id, "--latent-steps", "2", "--max-new-tokens", "12", "--json",
-            "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "runners.cli",
+        "eval",
+        "latent_mas",
+        "--task",
+        "gsm8k",
+        "--data",
+        data,
+        "--db",
+        db,
+        "--run-id",
+        run_id,
+        "--latent-steps",
+        "2",
+        "--max-new-tokens",
+        "12",
+        "--json",
+        "--no-progress",
+    ]
 
 
 def checkpoints_of(db: str, prefix: str) -> int:
     try:
         with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id LIKE ?", (prefix + "%",)).fetchone()[0]
+            return conn.execute(
+                "SELECT COUNT(*) FROM checkpoints WHERE thread_id LIKE ?", (prefix + "%",)
+            ).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
 
@@ -39,10 +59,14 @@ def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path):
     data.write_text("\n".join(json.dumps(item) for item in ITEMS) + "\n")
     db = str(tmp_path / "eval.db")
 
-    reference = subprocess.run(eval_command(str(data), db, "reference"), capture_output=True, text=True, check=True)
+    reference = subprocess.run(
+        eval_command(str(data), db, "reference"), capture_output=True, text=True, check=True
+    )
     assert json.loads(reference.stdout)["n"] == len(ITEMS)
 
-    process = subprocess.Popen(eval_command(str(data), db, "crashy"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        eval_command(str(data), db, "crashy"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 240
     # Kill once the second item's graph is part-way through (some of its checkpoints exist).
     while time.monotonic() < deadline and checkpoints_of(db, "crashy:q1") < 3:
@@ -53,7 +77,9 @@ def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path):
     interrupted_done = RunStore(db).finished_item_ids("crashy")
     assert len(interrupted_done) < len(ITEMS)
 
-    resumed = subprocess.run(eval_command(str(data), db, "crashy"), capture_output=True, text=True, check=True)
+    resumed = subprocess.run(
+        eval_command(str(data), db, "crashy"), capture_output=True, text=True, check=True
+    )
     summary = json.loads(resumed.stdout)
     assert summary["n"] == len(ITEMS) and summary["skipped"] == len(interrupted_done)
 
@@ -62,5 +88,7 @@ def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path):
     expected = {row.item_id: row.prediction for row in store.items("reference")}
     assert crashy == expected
     with sqlite3.connect(db) as conn:
-        counts = conn.execute("SELECT item_id, COUNT(*) FROM mg_items WHERE run_id='crashy' GROUP BY item_id").fetchall()
+        counts = conn.execute(
+            "SELECT item_id, COUNT(*) FROM mg_items WHERE run_id='crashy' GROUP BY item_id"
+        ).fetchall()
     assert sorted(counts) == [(item["id"], 1) for item in ITEMS]

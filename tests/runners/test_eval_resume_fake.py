@@ -26,9 +26,16 @@ class SimulatedCrash(BaseException):
 def write_items(path) -> list[str]:
     rows = []
     for i in range(3):
-        rows.append({"id": f"case{i}", "question": f"Case {i}: which option is marked [{LETTERS[i]}]?",
-                     "options": {letter: f"option {letter}" for letter in LETTERS}, "answer_idx": LETTERS[i],
-                     "answer": f"option {LETTERS[i]}", "meta_info": "step1" if i < 2 else "step2&3"})
+        rows.append(
+            {
+                "id": f"case{i}",
+                "question": f"Case {i}: which option is marked [{LETTERS[i]}]?",
+                "options": {letter: f"option {letter}" for letter in LETTERS},
+                "answer_idx": LETTERS[i],
+                "answer": f"option {LETTERS[i]}",
+                "meta_info": "step1" if i < 2 else "step2&3",
+            }
+        )
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return [r["question"] for r in rows]
 
@@ -64,23 +71,44 @@ def test_crash_mid_item_then_resume_loses_and_duplicates_nothing(tmp_path, metho
     options = {"method": method}
 
     register_chat_model("fake-reference", reference := make_model())
-    summary = evaluate("medagents", task="medqa", data=str(data), db=db, run_id="reference", progress=False,
-                       options={**options, "model": "fake-reference"})
+    summary = evaluate(
+        "medagents",
+        task="medqa",
+        data=str(data),
+        db=db,
+        run_id="reference",
+        progress=False,
+        options={**options, "model": "fake-reference"},
+    )
     assert (summary.n, summary.correct) == (3, 3)
     calls_per_item = len(reference.calls) // 3
     assert calls_per_item == 18
 
     register_chat_model("fake-crashing", make_model(crash_at=calls_per_item + 9))  # mid second item
     with pytest.raises(SimulatedCrash):
-        evaluate("medagents", task="medqa", data=str(data), db=db, run_id="crashy", progress=False,
-                 options={**options, "model": "fake-crashing"})
+        evaluate(
+            "medagents",
+            task="medqa",
+            data=str(data),
+            db=db,
+            run_id="crashy",
+            progress=False,
+            options={**options, "model": "fake-crashing"},
+        )
     store = RunStore(db)
     done = store.finished_item_ids("crashy")
     assert "case0" in done and "case1" not in done  # case2 may have started before the crash surfaced
 
     register_chat_model("fake-resumed", resumed := make_model())
-    summary = evaluate("medagents", task="medqa", data=str(data), db=db, run_id="crashy", progress=False,
-                       options={**options, "model": "fake-resumed"})
+    summary = evaluate(
+        "medagents",
+        task="medqa",
+        data=str(data),
+        db=db,
+        run_id="crashy",
+        progress=False,
+        options={**options, "model": "fake-resumed"},
+    )
     assert (summary.n, summary.correct, summary.skipped) == (3, 3, len(done))
     assert summary.groups["step1"]["n"] == 2 and summary.groups["step2&3"]["n"] == 1
     prompts = resumed.prompts()
@@ -88,7 +116,8 @@ def test_crash_mid_item_then_resume_loses_and_duplicates_nothing(tmp_path, metho
     # The crashed item continued from its checkpoint: fewer calls than starting it over.
     assert len(prompts) < (3 - len(done)) * calls_per_item
     assert sorted(r.item_id for r in store.items("crashy")) == ["case0", "case1", "case2"]
-    assert {r.item_id: r.prediction for r in store.items("crashy")} == \
-        {r.item_id: r.prediction for r in store.items("reference")}
+    assert {r.item_id: r.prediction for r in store.items("crashy")} == {
+        r.item_id: r.prediction for r in store.items("reference")
+    }
     record = store.items("crashy")[1].record
     assert record["pred_answer"] == "B" and record["question_domains"] and record["vote_history"]

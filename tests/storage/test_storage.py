@@ -54,10 +54,20 @@ def test_run_store_resume_rules(db):
     assert resumed
 
     common = {"position": 0, "group": None, "question": "q", "gold": "1", "record": {}, "seconds": 1.0}
-    assert store.record_item("r", item_id="a", prediction=None, correct=False, steps=[], error="boom", **common)
+    assert store.record_item(
+        "r", item_id="a", prediction=None, correct=False, steps=[], error="boom", **common
+    )
     assert store.finished_item_ids("r") == set()  # a failed item is retried on resume
-    steps = [{"agent": "judger", "role": "judger", "prompt_tokens": 5, "generated_tokens": 7, "seconds": 0.5,
-              "round": 2}]
+    steps = [
+        {
+            "agent": "judger",
+            "role": "judger",
+            "prompt_tokens": 5,
+            "generated_tokens": 7,
+            "seconds": 0.5,
+            "round": 2,
+        }
+    ]
     assert store.record_item("r", item_id="a", prediction="1", correct=True, steps=steps, **common)
     assert not store.record_item("r", item_id="a", prediction="2", correct=False, steps=[], **common)
     [item] = store.items("r")

@@ -62,8 +62,19 @@ def test_extract_number(text: str, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("3/2", "1.5"), ("1,000", "1000"), (r"\frac{3}{2}", "1.5"), ("$5", "5"), ("5.0", "5"),
-     (r"$\dfrac{3}{2}$", "3/2"), ("48%", "0.48"), (5, "5.00"), (0.1, "1/10"), ("-0.5", "-1/2"), ("12.", "12")],
+    [
+        ("3/2", "1.5"),
+        ("1,000", "1000"),
+        (r"\frac{3}{2}", "1.5"),
+        ("$5", "5"),
+        ("5.0", "5"),
+        (r"$\dfrac{3}{2}$", "3/2"),
+        ("48%", "0.48"),
+        (5, "5.00"),
+        (0.1, "1/10"),
+        ("-0.5", "-1/2"),
+        ("12.", "12"),
+    ],
 )
 def test_numbers_equal(a: object, b: object) -> None:
     assert numbers_equal(a, b)
@@ -72,8 +83,17 @@ def test_numbers_equal(a: object, b: object) -> None:
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [("5", "6"), ("1.5", "1.50001"), ("abc", "abc"), ("5 apples", "5"), ("1/0", "1"), (None, "1"), (True, "1"),
-     ("", "0"), ("48%", "48")],
+    [
+        ("5", "6"),
+        ("1.5", "1.50001"),
+        ("abc", "abc"),
+        ("5 apples", "5"),
+        ("1/0", "1"),
+        (None, "1"),
+        (True, "1"),
+        ("", "0"),
+        ("48%", "48"),
+    ],
 )
 def test_numbers_not_equal(a: object, b: object) -> None:
     assert not numbers_equal(a, b)

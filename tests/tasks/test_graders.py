@@ -7,9 +7,26 @@ import pytest
 from tasks import Grade, TaskError, TaskItem, get_task, load_items, sample_path, task_names
 from tasks.graders import CodeTask, build_program
 
-ALL_TASKS = {"gsm8k", "aime2024", "aime2025", "gpqa", "arc_easy", "arc_challenge", "medqa", "medmcqa",
-             "mmlu_medical", "pubmedqa", "medicationqa", "winogrande", "mbppplus", "humanevalplus", "ciar",
-             "custom", "mixed", "commonmt"}
+ALL_TASKS = {
+    "gsm8k",
+    "aime2024",
+    "aime2025",
+    "gpqa",
+    "arc_easy",
+    "arc_challenge",
+    "medqa",
+    "medmcqa",
+    "mmlu_medical",
+    "pubmedqa",
+    "medicationqa",
+    "winogrande",
+    "mbppplus",
+    "humanevalplus",
+    "ciar",
+    "custom",
+    "mixed",
+    "commonmt",
+}
 OPTIONS = {"A": "Hemolysis", "B": "Oral ulcers", "C": "Colorectal cancer", "D": "Pancreatic cancer"}
 
 
@@ -27,7 +44,9 @@ def test_registry_knows_every_task() -> None:
 
 
 def test_unknown_task_lists_known_names() -> None:
-    with pytest.raises(TaskError, match="unknown task 'chess'; known tasks: aime2024, aime2025, arc_challenge"):
+    with pytest.raises(
+        TaskError, match="unknown task 'chess'; known tasks: aime2024, aime2025, arc_challenge"
+    ):
         get_task("chess")
 
 
@@ -53,7 +72,8 @@ def test_boxed_instructions() -> None:
 )
 def test_gsm8k_grading(text: str, prediction: str | None, correct: bool) -> None:
     assert get_task("gsm8k").grade(item("18"), text) == Grade(
-        prediction, correct, None if prediction else "no answer found")
+        prediction, correct, None if prediction else "no answer found"
+    )
 
 
 def test_gsm8k_thousands_and_fractions() -> None:
@@ -111,9 +131,16 @@ def test_choice_check_item() -> None:
 
 def test_pubmedqa_prompt_and_grading() -> None:
     pubmed = get_task("pubmedqa")
-    question = item("B", question="Does X help?", context="A trial found no effect.",
-                    options={"A": "yes", "B": "no", "C": "maybe"})
-    assert pubmed.prompt(question) == "Context: A trial found no effect.\n\nDoes X help?\nA. yes\nB. no\nC. maybe"
+    question = item(
+        "B",
+        question="Does X help?",
+        context="A trial found no effect.",
+        options={"A": "yes", "B": "no", "C": "maybe"},
+    )
+    assert (
+        pubmed.prompt(question)
+        == "Context: A trial found no effect.\n\nDoes X help?\nA. yes\nB. no\nC. maybe"
+    )
     assert pubmed.grade(question, r"\boxed{B}").correct
     assert pubmed.grade(question, r"\boxed{no}").prediction == "B"
     assert pubmed.grade(question, "The answer is: no.").prediction == "B"
@@ -123,8 +150,11 @@ def test_pubmedqa_prompt_and_grading() -> None:
 
 def test_winogrande_grading() -> None:
     wino = get_task("winogrande")
-    question = item("2", question="The cup did not fit in the box because _ was too small.",
-                    options={"1": "the cup", "2": "the box"})
+    question = item(
+        "2",
+        question="The cup did not fit in the box because _ was too small.",
+        options={"1": "the cup", "2": "the box"},
+    )
     assert wino.prompt(question).endswith("\n1. the cup\n2. the box")
     assert wino.grade(question, r"\boxed{2}") == Grade("2", True, None)
     assert wino.grade(question, r"\boxed{the box}").correct
@@ -146,8 +176,15 @@ def test_medicationqa_rouge() -> None:
 
 @pytest.mark.parametrize(
     ("text", "correct"),
-    [(r"\boxed{1.5}", True), (r"\boxed{3/2}", True), (r"\boxed{\frac{3}{2}}", True), ("1.5", True),
-     ("The average speed is 3/2 m/s.", True), (r"\boxed{2}", False), ("2 m/s", False)],
+    [
+        (r"\boxed{1.5}", True),
+        (r"\boxed{3/2}", True),
+        (r"\boxed{\frac{3}{2}}", True),
+        ("1.5", True),
+        ("The average speed is 3/2 m/s.", True),
+        (r"\boxed{2}", False),
+        ("2 m/s", False),
+    ],
 )
 def test_ciar_grading(text: str, correct: bool) -> None:
     assert get_task("ciar").grade(item(["1.5", "3/2"]), text).correct is correct
@@ -179,16 +216,31 @@ def test_mixed_dispatches_on_the_item_task() -> None:
 
 
 # -- code ---------------------------------------------------------------------------------------
-HUMANEVAL = TaskItem(id="HumanEval/0", question="def inc(x):\n    '''Return x plus one.'''\n",
-                     gold="def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(-1) == 0\n",
-                     meta={"entry_point": "inc"})
-MBPP = TaskItem(id="11", question="Write a function add(a, b) that adds two numbers.",
-                gold="assert add(1, 2) == 3\nassert add(-1, 1) == 0", meta={"test_list": ["assert add(1, 2) == 3"]})
+HUMANEVAL = TaskItem(
+    id="HumanEval/0",
+    question="def inc(x):\n    '''Return x plus one.'''\n",
+    gold="def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(-1) == 0\n",
+    meta={"entry_point": "inc"},
+)
+MBPP = TaskItem(
+    id="11",
+    question="Write a function add(a, b) that adds two numbers.",
+    gold="assert add(1, 2) == 3\nassert add(-1, 1) == 0",
+    meta={"test_list": ["assert add(1, 2) == 3"]},
+)
 
 
 def test_code_prompts() -> None:
-    assert get_task("humanevalplus").prompt(HUMANEVAL).startswith("Complete the following Python function.\n```python\ndef inc")
-    assert get_task("mbppplus").prompt(MBPP).endswith("Your code should pass these tests:\nassert add(1, 2) == 3")
+    assert (
+        get_task("humanevalplus")
+        .prompt(HUMANEVAL)
+        .startswith("Complete the following Python function.\n```python\ndef inc")
+    )
+    assert (
+        get_task("mbppplus")
+        .prompt(MBPP)
+        .endswith("Your code should pass these tests:\nassert add(1, 2) == 3")
+    )
 
 
 def test_build_program_calls_check_for_humaneval() -> None:
@@ -207,7 +259,11 @@ def test_code_grading_runs_the_tests() -> None:
     good = "Here:\n```python\ndef add(a, b):\n    return a + b\n```"
     bad = "```python\ndef add(a, b):\n    return a - b\n```"
     passed = get_task("mbppplus").grade(MBPP, good)
-    assert (passed.prediction, passed.correct, passed.detail) == ("def add(a, b):\n    return a + b\n", True, "passed")
+    assert (passed.prediction, passed.correct, passed.detail) == (
+        "def add(a, b):\n    return a + b\n",
+        True,
+        "passed",
+    )
     failed = get_task("mbppplus").grade(MBPP, bad)
     assert not failed.correct and failed.detail is not None and "AssertionError" in failed.detail
     assert get_task("humanevalplus").grade(HUMANEVAL, "```python\ndef inc(x):\n    return x + 1\n```").correct

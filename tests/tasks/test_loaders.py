@@ -25,10 +25,18 @@ def write_json(path: Path, data: Any) -> str:
 
 # -- files and errors ---------------------------------------------------------------------------
 def test_jsonl_generic_items_with_blank_lines(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "data.jsonl", [
-        {"id": 7, "question": "2+2?", "answer": "4"},
-        {"question": "Capital of Italy?", "gold": "Rome", "context": ["Italy is in Europe.", "It has a capital."]},
-    ], blank_lines=True)
+    path = write_jsonl(
+        tmp_path / "data.jsonl",
+        [
+            {"id": 7, "question": "2+2?", "answer": "4"},
+            {
+                "question": "Capital of Italy?",
+                "gold": "Rome",
+                "context": ["Italy is in Europe.", "It has a capital."],
+            },
+        ],
+        blank_lines=True,
+    )
     first, second = load_items(path)
     assert first == TaskItem(id="7", question="2+2?", gold="4")
     assert second.id == stable_id("Capital of Italy?", None)
@@ -37,15 +45,22 @@ def test_jsonl_generic_items_with_blank_lines(tmp_path: Path) -> None:
 
 
 def test_stable_ids_repeat_across_loads(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "q1", "answer": "1"}, {"question": "q2", "answer": "2"}])
+    path = write_jsonl(
+        tmp_path / "d.jsonl", [{"question": "q1", "answer": "1"}, {"question": "q2", "answer": "2"}]
+    )
     assert [i.id for i in load_items(path)] == [i.id for i in load_items(path)]
     assert len({i.id for i in load_items(path)}) == 2
 
 
 def test_malformed_line_names_file_and_line(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "broken.jsonl", [
-        {"question": "a", "answer": "1"}, {"question": "b", "answer": "2"}, '{"question": "c", "answer": ',
-    ])
+    path = write_jsonl(
+        tmp_path / "broken.jsonl",
+        [
+            {"question": "a", "answer": "1"},
+            {"question": "b", "answer": "2"},
+            '{"question": "c", "answer": ',
+        ],
+    )
     with pytest.raises(TaskError, match=r"broken\.jsonl line 3: invalid JSON"):
         load_items(path)
 
@@ -66,10 +81,14 @@ def test_non_object_line_is_an_error(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_name_both_lines(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [
-        {"id": "x", "question": "a", "answer": "1"}, {"id": "y", "question": "b", "answer": "2"},
-        {"id": "x", "question": "c", "answer": "3"},
-    ])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"id": "x", "question": "a", "answer": "1"},
+            {"id": "y", "question": "b", "answer": "2"},
+            {"id": "x", "question": "c", "answer": "3"},
+        ],
+    )
     with pytest.raises(TaskError, match=r"duplicate id 'x' at line 1 and line 3"):
         load_items(path)
     same_content = write_jsonl(tmp_path / "e.jsonl", [{"question": "a", "answer": "1"}] * 2)
@@ -121,10 +140,25 @@ def test_limit(tmp_path: Path) -> None:
 # -- record shapes ------------------------------------------------------------------------------
 def test_medqa_jsonl_shape(tmp_path: Path) -> None:
     options = {"A": "Aspirin", "B": "Heparin", "C": "Warfarin", "D": "Insulin", "E": "Saline"}
-    path = write_jsonl(tmp_path / "medqa.jsonl", [
-        {"question": "Which drug?", "answer": "Heparin", "options": options, "meta_info": "step1", "answer_idx": "B"},
-        {"question": "Next step?", "answer": "Saline", "options": options, "meta_info": "step2&3", "answer_idx": "E"},
-    ])
+    path = write_jsonl(
+        tmp_path / "medqa.jsonl",
+        [
+            {
+                "question": "Which drug?",
+                "answer": "Heparin",
+                "options": options,
+                "meta_info": "step1",
+                "answer_idx": "B",
+            },
+            {
+                "question": "Next step?",
+                "answer": "Saline",
+                "options": options,
+                "meta_info": "step2&3",
+                "answer_idx": "E",
+            },
+        ],
+    )
     first, second = load_items(path, task="medqa")
     assert first.options == options
     assert (first.gold, first.group, second.gold, second.group) == ("B", "step1", "E", "step2&3")
@@ -134,13 +168,29 @@ def test_medqa_jsonl_shape(tmp_path: Path) -> None:
 def test_latentmas_medqa_shape(tmp_path: Path) -> None:
     listing = "A. Hemolysis\nB. Oral ulcers\nC. Colorectal cancer\nD. Pancreatic cancer"
     rows = [
-        {"idx": 0, "question": f"Which risk is greatest?\n{listing}\n\n{listing}",
-         "options": listing.split("\n"), "answer": "Colorectal cancer", "query": "...", "pid": "0"},
-        {"idx": 1, "question": "Which one is an ulcer?", "options": listing.split("\n"), "answer": "Oral ulcers"},
+        {
+            "idx": 0,
+            "question": f"Which risk is greatest?\n{listing}\n\n{listing}",
+            "options": listing.split("\n"),
+            "answer": "Colorectal cancer",
+            "query": "...",
+            "pid": "0",
+        },
+        {
+            "idx": 1,
+            "question": "Which one is an ulcer?",
+            "options": listing.split("\n"),
+            "answer": "Oral ulcers",
+        },
     ]
     first, second = load_items(write_json(tmp_path / "medqa.json", rows), task="medqa")
     assert first.id == "0"
-    assert first.options == {"A": "Hemolysis", "B": "Oral ulcers", "C": "Colorectal cancer", "D": "Pancreatic cancer"}
+    assert first.options == {
+        "A": "Hemolysis",
+        "B": "Oral ulcers",
+        "C": "Colorectal cancer",
+        "D": "Pancreatic cancer",
+    }
     assert first.gold == "C"
     assert first.question == "Which risk is greatest?"  # the duplicated option listing is removed
     assert first.meta == {"query": "...", "pid": "0"}
@@ -148,8 +198,10 @@ def test_latentmas_medqa_shape(tmp_path: Path) -> None:
 
 
 def test_latentmas_answer_matching_no_option_names_the_item(tmp_path: Path) -> None:
-    rows = [{"idx": 0, "question": "q", "options": ["A. x", "B. y"], "answer": "y"},
-            {"idx": 1, "question": "r", "options": ["A. x", "B. y"], "answer": "z"}]
+    rows = [
+        {"idx": 0, "question": "q", "options": ["A. x", "B. y"], "answer": "y"},
+        {"idx": 1, "question": "r", "options": ["A. x", "B. y"], "answer": "z"},
+    ]
     with pytest.raises(TaskError, match=r"medqa\.json item 2 \(line \d+\): answer 'z' matches no option"):
         load_items(write_json(tmp_path / "medqa.json", rows))
 
@@ -164,21 +216,39 @@ def test_repeated_idx_falls_back_to_content_ids(tmp_path: Path) -> None:
 
 
 def test_gsm8k_shape(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "gsm8k.jsonl", [
-        {"question": "How many?", "answer": "500 + 500 = 1000 items.\n#### 1,000"}])
+    path = write_jsonl(
+        tmp_path / "gsm8k.jsonl", [{"question": "How many?", "answer": "500 + 500 = 1000 items.\n#### 1,000"}]
+    )
     (item,) = load_items(path, task="gsm8k")
     assert item.gold == "1000"
     assert item.meta == {"solution": "500 + 500 = 1000 items."}
 
 
 def test_arc_shapes(tmp_path: Path) -> None:
-    hub = {"id": "Mercury_1", "question": "Which is a gas?",
-           "choices": {"text": ["rock", "steam", "ice", "wood"], "label": ["1", "2", "3", "4"]}, "answerKey": "2"}
-    original = {"id": "Mercury_2", "question": {"stem": "Which is hot?", "choices": [
-        {"label": "A", "text": "sun"}, {"label": "B", "text": "snow"}]}, "answerKey": "A"}
+    hub = {
+        "id": "Mercury_1",
+        "question": "Which is a gas?",
+        "choices": {"text": ["rock", "steam", "ice", "wood"], "label": ["1", "2", "3", "4"]},
+        "answerKey": "2",
+    }
+    original = {
+        "id": "Mercury_2",
+        "question": {
+            "stem": "Which is hot?",
+            "choices": [{"label": "A", "text": "sun"}, {"label": "B", "text": "snow"}],
+        },
+        "answerKey": "A",
+    }
     gpqa = {"question": "Pick one", "options": ["alpha", "beta", "gamma", "delta"], "answerKey": "D"}
-    first, second, third = load_items(write_jsonl(tmp_path / "arc.jsonl", [hub, original, gpqa]), task="arc_challenge")
-    assert first.options == {"A": "rock", "B": "steam", "C": "ice", "D": "wood"}  # numeric labels become letters
+    first, second, third = load_items(
+        write_jsonl(tmp_path / "arc.jsonl", [hub, original, gpqa]), task="arc_challenge"
+    )
+    assert first.options == {
+        "A": "rock",
+        "B": "steam",
+        "C": "ice",
+        "D": "wood",
+    }  # numeric labels become letters
     assert first.gold == "B"
     assert (second.question, second.options, second.gold) == ("Which is hot?", {"A": "sun", "B": "snow"}, "A")
     assert third.options == {"A": "alpha", "B": "beta", "C": "gamma", "D": "delta"}
@@ -186,18 +256,39 @@ def test_arc_shapes(tmp_path: Path) -> None:
 
 
 def test_mmlu_and_medmcqa_shapes(tmp_path: Path) -> None:
-    mmlu = {"question": "Largest organ?", "subject": "anatomy", "choices": ["liver", "skin", "brain", "lung"], "answer": 1}
-    medmcqa = {"id": "u1", "question": "Vitamin for clotting?", "opa": "A", "opb": "C", "opc": "D", "opd": "K",
-               "cop": 3, "subject_name": "Biochemistry"}
+    mmlu = {
+        "question": "Largest organ?",
+        "subject": "anatomy",
+        "choices": ["liver", "skin", "brain", "lung"],
+        "answer": 1,
+    }
+    medmcqa = {
+        "id": "u1",
+        "question": "Vitamin for clotting?",
+        "opa": "A",
+        "opb": "C",
+        "opc": "D",
+        "opd": "K",
+        "cop": 3,
+        "subject_name": "Biochemistry",
+    }
     first, second = load_items(write_jsonl(tmp_path / "d.jsonl", [mmlu, medmcqa]), task="mmlu_medical")
     assert (first.gold, first.group, first.options["B"]) == ("B", "anatomy", "skin")
     assert (second.id, second.gold, second.options, second.group) == (
-        "u1", "D", {"A": "A", "B": "C", "C": "D", "D": "K"}, "Biochemistry")
+        "u1",
+        "D",
+        {"A": "A", "B": "C", "C": "D", "D": "K"},
+        "Biochemistry",
+    )
 
 
 def test_winogrande_shape(tmp_path: Path) -> None:
-    row = {"sentence": "The cup did not fit in the box because _ was too big.", "option1": "the cup",
-           "option2": "the box", "answer": "1"}
+    row = {
+        "sentence": "The cup did not fit in the box because _ was too big.",
+        "option1": "the cup",
+        "option2": "the box",
+        "answer": "1",
+    }
     (item,) = load_items(write_jsonl(tmp_path / "w.jsonl", [row]), task="winogrande")
     assert (item.options, item.gold) == ({"1": "the cup", "2": "the box"}, "1")
     with pytest.raises(TaskError, match="line 1: field 'answer' must be 1 or 2"):
@@ -205,10 +296,19 @@ def test_winogrande_shape(tmp_path: Path) -> None:
 
 
 def test_mbpp_and_humaneval_shapes(tmp_path: Path) -> None:
-    mbpp = {"task_id": 11, "text": "Write a function to add two numbers.", "test_list": ["assert add(1, 2) == 3"],
-            "test_imports": ["import math"]}
-    humaneval = {"task_id": "HumanEval/0", "prompt": "def inc(x):\n    '''Add one.'''\n", "entry_point": "inc",
-                 "test": "def check(candidate):\n    assert candidate(1) == 2\n", "canonical_solution": "    return x + 1\n"}
+    mbpp = {
+        "task_id": 11,
+        "text": "Write a function to add two numbers.",
+        "test_list": ["assert add(1, 2) == 3"],
+        "test_imports": ["import math"],
+    }
+    humaneval = {
+        "task_id": "HumanEval/0",
+        "prompt": "def inc(x):\n    '''Add one.'''\n",
+        "entry_point": "inc",
+        "test": "def check(candidate):\n    assert candidate(1) == 2\n",
+        "canonical_solution": "    return x + 1\n",
+    }
     first, second = load_items(write_jsonl(tmp_path / "code.jsonl", [mbpp, humaneval]), task="mbppplus")
     assert (first.id, first.gold) == ("11", "import math\nassert add(1, 2) == 3")
     assert first.meta["test_list"] == ["assert add(1, 2) == 3"]
@@ -221,13 +321,26 @@ def test_mbpp_and_humaneval_shapes(tmp_path: Path) -> None:
 
 
 def test_pubmedqa_shapes(tmp_path: Path) -> None:
-    rows = {"101": {"QUESTION": "Does X help?", "CONTEXTS": ["Trial one.", "Trial two."], "final_decision": "yes",
-                    "LONG_ANSWER": "It helps."},
-            "102": {"question": "Is Y safe?", "context": {"contexts": ["Safety data."]}, "final_decision": "maybe"}}
+    rows = {
+        "101": {
+            "QUESTION": "Does X help?",
+            "CONTEXTS": ["Trial one.", "Trial two."],
+            "final_decision": "yes",
+            "LONG_ANSWER": "It helps.",
+        },
+        "102": {
+            "question": "Is Y safe?",
+            "context": {"contexts": ["Safety data."]},
+            "final_decision": "maybe",
+        },
+    }
     first, second = load_items(write_json(tmp_path / "pubmedqa.json", rows), task="pubmedqa")
     assert first.id == "101"
-    assert (first.context, first.gold, first.options) == ("Trial one.\nTrial two.", "A",
-                                                          {"A": "yes", "B": "no", "C": "maybe"})
+    assert (first.context, first.gold, first.options) == (
+        "Trial one.\nTrial two.",
+        "A",
+        {"A": "yes", "B": "no", "C": "maybe"},
+    )
     assert first.meta == {"LONG_ANSWER": "It helps."}
     assert (second.id, second.context, second.gold) == ("102", "Safety data.", "C")
     with pytest.raises(TaskError, match="final_decision"):
@@ -235,12 +348,25 @@ def test_pubmedqa_shapes(tmp_path: Path) -> None:
 
 
 def test_medicationqa_and_ciar_shapes(tmp_path: Path) -> None:
-    medication = {"Question": "How should I take ibuprofen?", "Answer": "With food.", "Focus (Drug)": "Ibuprofen"}
+    medication = {
+        "Question": "How should I take ibuprofen?",
+        "Answer": "With food.",
+        "Focus (Drug)": "Ibuprofen",
+    }
     (item,) = load_items(write_jsonl(tmp_path / "m.jsonl", [medication]), task="medicationqa")
-    assert (item.question, item.gold, item.meta) == ("How should I take ibuprofen?", "With food.",
-                                                     {"Focus (Drug)": "Ibuprofen"})
-    ciar = [{"question": "Average speed?", "answer": ["1.5", "3/2"], "explanation": "2d/(4d/3)",
-             "incorrect answer": ["2"]}]
+    assert (item.question, item.gold, item.meta) == (
+        "How should I take ibuprofen?",
+        "With food.",
+        {"Focus (Drug)": "Ibuprofen"},
+    )
+    ciar = [
+        {
+            "question": "Average speed?",
+            "answer": ["1.5", "3/2"],
+            "explanation": "2d/(4d/3)",
+            "incorrect answer": ["2"],
+        }
+    ]
     (item,) = load_items(write_json(tmp_path / "ciar.json", ciar), task="ciar")
     assert item.gold == ["1.5", "3/2"]
     assert item.meta == {"explanation": "2d/(4d/3)", "incorrect answer": ["2"]}
@@ -252,15 +378,19 @@ def test_task_field_is_kept_and_checked(tmp_path: Path) -> None:
     bad_task = write_jsonl(tmp_path / "e.jsonl", [{"task": "chess", "question": "?", "answer": "2"}])
     with pytest.raises(TaskError, match=r"e\.jsonl line 1: unknown task 'chess'; known tasks: .*gsm8k"):
         load_items(bad_task)
-    wrong_gold = write_jsonl(tmp_path / "f.jsonl", [{"question": "a", "answer": "1"},
-                                                     {"task": "gsm8k", "question": "b", "answer": "two"}])
+    wrong_gold = write_jsonl(
+        tmp_path / "f.jsonl",
+        [{"question": "a", "answer": "1"}, {"task": "gsm8k", "question": "b", "answer": "two"}],
+    )
     with pytest.raises(TaskError, match=r"f\.jsonl line 2: .*'two' is not a number"):
         load_items(wrong_gold)
 
 
 def test_load_checks_items_against_the_requested_task(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2"},
-                                              {"question": "Which?", "options": ["x", "y"], "answer": "y"}])
+    path = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"question": "1+1?", "answer": "2"}, {"question": "Which?", "options": ["x", "y"], "answer": "y"}],
+    )
     with pytest.raises(TaskError, match=r"d\.jsonl line 1: .*gold answer '2' is not one of A, B, C, D, E"):
         load_items(path, task="medqa")
     with pytest.raises(TaskError, match=r"d\.jsonl line 2: .*'B' is not a number"):
@@ -305,7 +435,9 @@ def test_line_aligned_translation_files_pair_sources_with_references(tmp_path):
     reference.write_text("He ate an apple.\nLet's go.\n", encoding="utf-8")
     items = load_items(str(source), task="commonmt", reference=str(reference))
     assert [(i.id, i.question, i.gold) for i in items] == [
-        ("mt:1", "他吃了一个苹果。", "He ate an apple."), ("mt:2", "我们走吧。", "Let's go.")]
+        ("mt:1", "他吃了一个苹果。", "He ate an apple."),
+        ("mt:2", "我们走吧。", "Let's go."),
+    ]
     assert [i.gold for i in load_items(str(source), task="commonmt")] == [None, None]
 
     reference.write_text("He ate an apple.\n", encoding="utf-8")

@@ -44,7 +44,12 @@ def live_processes(*, pgid: int | None = None, uid: int | None = None) -> list[i
 def test_passing_snippet() -> None:
     result = run_untrusted("print(sum(range(10)))")
     assert (result.ok, result.returncode, result.stdout, result.timed_out, result.reason) == (
-        True, 0, "45\n", False, "passed")
+        True,
+        0,
+        "45\n",
+        False,
+        "passed",
+    )
 
 
 def test_failing_assert() -> None:
@@ -164,7 +169,9 @@ def test_processes_left_by_a_timed_out_run_are_killed() -> None:
 @linux_only
 @pytest.mark.skipif(os.geteuid() != 0, reason="root-only confinement")
 def test_root_runs_without_capabilities() -> None:
-    result = run_untrusted("print(next(l for l in open('/proc/self/status') if l.startswith('CapEff')).split()[1])")
+    result = run_untrusted(
+        "print(next(l for l in open('/proc/self/status') if l.startswith('CapEff')).split()[1])"
+    )
     assert result.stdout.strip() == "0000000000000000"
 
 
