@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from latent_backend import GenerationRequest, KVStore, RolloutRequest, configure_batching, get_backend
-from nodes.mas import MASContext
+from nodes.latentmas.context import MASContext
 from runners.evaluate import evaluate
 from tasks import get_task, load_items
 

@@ -14,21 +14,23 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from graphs.state import MASState
-from nodes.mas import MASContext, latent_agent, latent_judger
-from runners.mas_method import MASMethod
+from nodes.agent_call import RETRY_POLICY
+from nodes.fields import context_of
+from nodes.latentmas.agents import latent_agent, latent_judger
+from nodes.latentmas.context import MASContext
+from nodes.latentmas.state import MASInput, MASOutput, MASState
 
 
 def route_topology(state: MASState, runtime: Runtime[MASContext]) -> str:
-    return "planner" if runtime.context.topology == "sequential" else "math"
+    return "planner" if context_of(runtime, MASContext).topology == "sequential" else "math"
 
 
 def build_graph() -> StateGraph:
-    builder = StateGraph(MASState, context_schema=MASContext)
+    builder = StateGraph(MASState, context_schema=MASContext, input_schema=MASInput, output_schema=MASOutput)
     for agent in ("planner", "critic", "refiner", "math", "science", "code"):
-        builder.add_node(agent, latent_agent(agent))
-    builder.add_node("judger", latent_judger("judger"))
-    builder.add_node("summarizer", latent_judger("summarizer"))
+        builder.add_node(agent, latent_agent(agent), retry_policy=RETRY_POLICY)
+    builder.add_node("judger", latent_judger("judger"), retry_policy=RETRY_POLICY)
+    builder.add_node("summarizer", latent_judger("summarizer"), retry_policy=RETRY_POLICY)
 
     builder.add_conditional_edges(START, route_topology, ["planner", "math"])
     builder.add_edge("planner", "critic")
@@ -43,5 +45,4 @@ def build_graph() -> StateGraph:
     return builder
 
 
-graph = build_graph().compile()  # checkpointer-free, for LangGraph Studio
-EVAL_METHOD = MASMethod("latent_mas", build_graph)
+graph = build_graph().compile(name="latent_mas")  # checkpointer-free, for LangGraph Studio

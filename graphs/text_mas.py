@@ -10,23 +10,25 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from graphs.state import MASState
-from nodes.mas import MASContext, text_agent
-from runners.mas_method import MASMethod
+from nodes.agent_call import RETRY_POLICY
+from nodes.fields import context_of
+from nodes.latentmas.agents import text_agent
+from nodes.latentmas.context import MASContext
+from nodes.latentmas.state import MASInput, MASOutput, MASState
 
 SOLVERS = ("math", "science", "code")
 
 
 def route_topology(state: MASState, runtime: Runtime[MASContext]) -> list[str]:
-    return ["planner"] if runtime.context.topology == "sequential" else list(SOLVERS)
+    return ["planner"] if context_of(runtime, MASContext).topology == "sequential" else list(SOLVERS)
 
 
 def build_graph() -> StateGraph:
-    builder = StateGraph(MASState, context_schema=MASContext)
+    builder = StateGraph(MASState, context_schema=MASContext, input_schema=MASInput, output_schema=MASOutput)
     for agent in ("planner", "critic", "refiner", *SOLVERS):
-        builder.add_node(agent, text_agent(agent))
-    builder.add_node("judger", text_agent("judger", final=True))
-    builder.add_node("summarizer", text_agent("summarizer", final=True))
+        builder.add_node(agent, text_agent(agent), retry_policy=RETRY_POLICY)
+    builder.add_node("judger", text_agent("judger", final=True), retry_policy=RETRY_POLICY)
+    builder.add_node("summarizer", text_agent("summarizer", final=True), retry_policy=RETRY_POLICY)
 
     builder.add_conditional_edges(START, route_topology, ["planner", *SOLVERS])
     builder.add_edge("planner", "critic")
@@ -39,5 +41,4 @@ def build_graph() -> StateGraph:
     return builder
 
 
-graph = build_graph().compile()  # checkpointer-free, for LangGraph Studio
-EVAL_METHOD = MASMethod("text_mas", build_graph)
+graph = build_graph().compile(name="text_mas")  # checkpointer-free, for LangGraph Studio

@@ -17,66 +17,19 @@ import torch
 from transformers import DynamicCache
 
 from latent_backend.batching import MicroBatcher
-from latent_backend.kv_store import KVHandle, KVStore, LayerKV
+from latent_backend.errors import PromptError
+from latent_backend.kv_store import KVStore, LayerKV
 from latent_backend.models import LoadedModel, load_model
+from latent_backend.requests import (
+    GenerationRequest,
+    GenerationResult,
+    KVHandle,
+    RolloutRequest,
+    RolloutResult,
+)
 
-Handoff = Literal["all", "sequential", "latent"]
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
-
-
-class PromptError(ValueError):
-    """A prompt the model cannot take: empty, or longer than its context."""
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """Decode text for one chat, optionally on top of a stored cache (the judger's case)."""
-
-    messages: list[dict[str, str]]
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = 42
-    stop: tuple[str, ...] = ()
-    kv: KVHandle | None = None
-    think: bool = False
-
-
-@dataclass
-class GenerationResult:
-    text: str
-    prompt_tokens: int
-    generated_tokens: int
-    finish_reason: Literal["stop", "length"]
-    kv_positions: int = 0  # cached positions the prompt was read on top of
-    token_ids: list[int] | None = None
-
-
-@dataclass(frozen=True)
-class RolloutRequest:
-    """One latent agent: read `messages` on top of `kv`, then think `latent_steps` latent steps.
-
-    handoff: which positions the returned handle keeps -- "all" (cache + prompt + latent),
-    "sequential" (only this agent's prompt + latent positions: sequential_info_only), or
-    "latent" (only the latent positions: latent_only).
-    """
-
-    messages: list[dict[str, str]]
-    namespace: str
-    kv: KVHandle | None = None
-    latent_steps: int = 10
-    realign: bool = True
-    think: bool = False
-    handoff: Handoff = "all"
-
-
-@dataclass
-class RolloutResult:
-    handle: KVHandle
-    prompt_tokens: int
-    latent_steps: int
-    last_hidden: torch.Tensor  # [hidden] of the last step; for tests and analysis, never state
 
 
 @dataclass

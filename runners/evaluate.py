@@ -22,7 +22,7 @@ from runners.methods import EvalMethod, Outcome, get_method
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from storage.paths import default_db, kv_dir_for
 from storage.run_store import RunStore
-from tasks import TaskItem, get_task, load_items
+from tasks import Task, TaskItem, get_task, load_items
 
 log = logging.getLogger(__name__)
 
@@ -64,51 +64,44 @@ def evaluate(
     options: dict[str, Any] | None = None,
     progress: bool = True,
     keep_kv: bool = False,
+    reference: str | None = None,
 ) -> EvalSummary:
-    """Run (or resume) an evaluation; returns the summary over every item of the run."""
+    """Run (or resume) an evaluation; returns the summary over every item of the run.
+
+    `options` are the method's context fields; they are validated before anything is stored.
+    """
     method = get_method(method_name)
-    get_task(task)  # fail fast on an unknown task, before anything is stored
-    items = load_items(data, task=task, limit=limit, reference=(options or {}).get("reference"))
+    task_obj = get_task(task)  # fail fast on an unknown task, before anything is stored
+    items = load_items(data, task=task, limit=limit, reference=reference)
     db = db or default_db()
+    options = dict(options or {})
+    context = method.context(options, task=task, db=db)
     store = RunStore(db)
     run_id = run_id or new_run_id(method_name, task)
-    options = {**(options or {}), "task": task, "kv_dir": str(kv_dir_for(db))}
-    stored_options = {k: v for k, v in options.items() if k not in ("kv_dir",)}
-    store.open_run(
-        run_id, method=method_name, task=task, data=data, options=stored_options, total_items=len(items)
+    store.open_run(run_id, method=method_name, task=task, data=data, options=options, total_items=len(items))
+    runner = _ItemRunner(
+        graph=compile_with_saver(method.build_graph(), db),
+        method=method,
+        context=context,
+        task=task_obj,
+        store=store,
+        run_id=run_id,
+        db=db,
+        keep_kv=keep_kv,
+        batcher=_local_batcher(options),
     )
-    context = method.context(options)
-    graph = compile_with_saver(method.build_graph(), db)
+    if runner.batcher is not None:
+        runner.batcher.configure(max_batch=batch_size)
     done = store.finished_item_ids(run_id)
     pending = [(position, item) for position, item in enumerate(items) if item.id not in done]
-    workers = max(1, batch_size, concurrency or 1)
-    batcher = _local_batcher(options)
-    if batcher is not None:
-        batcher.configure(max_batch=batch_size)
 
     started = time.perf_counter()
     bar = _progress(
         total=len(items), initial=len(items) - len(pending), enabled=progress, desc=f"{method_name}/{task}"
     )
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item")
+    pool = ThreadPoolExecutor(max_workers=max(1, batch_size, concurrency or 1), thread_name_prefix="item")
     try:
-        futures = [
-            pool.submit(
-                _run_item,
-                graph,
-                method,
-                context,
-                options,
-                store,
-                run_id,
-                position,
-                item,
-                db,
-                keep_kv,
-                batcher,
-            )
-            for position, item in pending
-        ]
+        futures = [pool.submit(runner.run, position, item) for position, item in pending]
         for future in as_completed(futures):
             future.result()
             bar.update(1)
@@ -142,75 +135,64 @@ def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
     return get_backend(options.get("model")).batcher
 
 
-def _run_item(
-    graph: Any,
-    method: EvalMethod,
-    context: Any,
-    options: dict[str, Any],
-    store: RunStore,
-    run_id: str,
-    position: int,
-    item: TaskItem,
-    db: str,
-    keep_kv: bool,
-    batcher: MicroBatcher | None,
-) -> None:
-    # While this thread works on its item, the batcher waits for it before running a batch.
-    with batcher.participant() if batcher is not None else contextlib.nullcontext():
-        _run_item_thread(graph, method, context, options, store, run_id, position, item, db, keep_kv)
+@dataclass
+class _ItemRunner:
+    """Runs one item's graph thread and records its outcome (called from the item thread pool)."""
 
+    graph: Any
+    method: EvalMethod
+    context: Any
+    task: Task
+    store: RunStore
+    run_id: str
+    db: str
+    keep_kv: bool
+    batcher: MicroBatcher | None
 
-def _run_item_thread(
-    graph: Any,
-    method: EvalMethod,
-    context: Any,
-    options: dict[str, Any],
-    store: RunStore,
-    run_id: str,
-    position: int,
-    item: TaskItem,
-    db: str,
-    keep_kv: bool,
-) -> None:
-    thread_id = f"{run_id}:{item.id}"
-    config = thread_config(thread_id)
-    started = time.perf_counter()
-    try:
-        snapshot = graph.get_state(config)
-        if snapshot.next:  # stopped mid-graph: continue from the last checkpoint
-            state = graph.invoke(None, config, context=context, durability=RUN_DURABILITY)
-        elif snapshot.values and snapshot.metadata and snapshot.metadata.get("step", -1) >= 0:
-            state = snapshot.values  # the graph finished before the crash; only the record is missing
-        else:
-            state = graph.invoke(
-                method.make_input(item, options), config, context=context, durability=RUN_DURABILITY
-            )
-        if graph.get_state(config).next:
-            raise RuntimeError("the graph stopped at an interrupt; evaluations cannot wait for a person")
-        outcome = method.outcome(item, state, options)
-        steps = list(state.get("trace") or [])
-    except Exception as exc:  # a failing item fails alone; the run goes on and resume retries it
-        log.debug("item %s failed:\n%s", item.id, traceback.format_exc())
-        outcome = Outcome(prediction=None, correct=False, error=f"{type(exc).__name__}: {exc}")
-        steps = _partial_trace(graph, config)
-    store.record_item(
-        run_id,
-        item_id=item.id,
-        position=position,
-        group=item.group,
-        question=item.question,
-        gold=item.gold,
-        prediction=outcome.prediction,
-        correct=outcome.correct,
-        record=outcome.record,
-        steps=steps,
-        seconds=time.perf_counter() - started,
-        error=outcome.error,
-    )
-    if not keep_kv and outcome.error is None:
-        from latent_backend.kv_store import kv_store
+    def run(self, position: int, item: TaskItem) -> None:
+        # While this thread works on its item, the batcher waits for it before running a batch.
+        with self.batcher.participant() if self.batcher is not None else contextlib.nullcontext():
+            self._run(position, item)
 
-        kv_store(kv_dir_for(db)).delete_namespace(thread_id)  # the item is done; its caches are not needed
+    def _run(self, position: int, item: TaskItem) -> None:
+        graph, thread_id = self.graph, f"{self.run_id}:{item.id}"
+        config = thread_config(thread_id)
+        started = time.perf_counter()
+        try:
+            snapshot = graph.get_state(config)
+            if snapshot.next:  # stopped mid-graph: continue from the last checkpoint
+                state = graph.invoke(None, config, context=self.context, durability=RUN_DURABILITY)
+            elif snapshot.values and snapshot.metadata and snapshot.metadata.get("step", -1) >= 0:
+                state = snapshot.values  # the graph finished before the crash; only the record is missing
+            else:
+                payload = self.method.make_input(item, self.task)
+                state = graph.invoke(payload, config, context=self.context, durability=RUN_DURABILITY)
+            if graph.get_state(config).next:
+                raise RuntimeError("the graph stopped at an interrupt; evaluations cannot wait for a person")
+            outcome = self.method.outcome(item, state, self.task)
+            steps = list(state.get("trace") or [])
+        except Exception as exc:  # a failing item fails alone; the run goes on and resume retries it
+            log.debug("item %s failed:\n%s", item.id, traceback.format_exc())
+            outcome = Outcome(prediction=None, correct=False, error=f"{type(exc).__name__}: {exc}")
+            steps = _partial_trace(graph, config)
+        self.store.record_item(
+            self.run_id,
+            item_id=item.id,
+            position=position,
+            group=item.group,
+            question=item.question,
+            gold=item.gold,
+            prediction=outcome.prediction,
+            correct=outcome.correct,
+            record=outcome.record,
+            steps=steps,
+            seconds=time.perf_counter() - started,
+            error=outcome.error,
+        )
+        if not self.keep_kv and outcome.error is None:
+            from latent_backend.kv_store import kv_store
+
+            kv_store(kv_dir_for(self.db)).delete_namespace(thread_id)  # the item is done; free its caches
 
 
 def _partial_trace(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:

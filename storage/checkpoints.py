@@ -1,7 +1,7 @@
 """LangGraph checkpointers: one SQLite saver per database per process (PostgreSQL by URL).
 
 Runners compile graphs with `checkpointer(db)` and invoke with `durability="sync"`, so a crash
-inside node N leaves node N-1's checkpoint on disk (STACK_NOTES). `studio_checkpointer` is the
+inside node N leaves node N-1's checkpoint on disk. `studio_checkpointer` is the
 async factory that `langgraph.json` names, so Studio's runs persist to the same database.
 """
 
@@ -70,14 +70,6 @@ def compile_with_saver(builder: StateGraph, db: str | None = None, **kwargs: Any
 
 def thread_config(thread_id: str, **configurable: Any) -> dict[str, Any]:
     return {"configurable": {"thread_id": thread_id, **configurable}}
-
-
-def delete_thread(thread_id: str, db: str | None = None) -> None:
-    """Delete a thread's checkpoints and the KV-cache entries it created."""
-    checkpointer(db).delete_thread(thread_id)
-    from latent_backend.kv_store import kv_store_for_db
-
-    kv_store_for_db(db or default_db()).delete_namespace(thread_id)
 
 
 @contextlib.asynccontextmanager

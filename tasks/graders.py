@@ -91,6 +91,16 @@ class Task(ABC):
         correct, detail = self.judge(item, prediction)
         return Grade(prediction=prediction, correct=correct, detail=detail)
 
+    def grade_answer(self, item: TaskItem, answer: str | None) -> Grade:
+        """Grade an answer a method has already read from its replies (e.g. MedAgents' option letter,
+        a debate's answer): judged as given, not extracted again."""
+        if answer is None or not str(answer).strip():
+            return Grade(prediction=None, correct=False, detail="no answer")
+        if item.gold is None:
+            return Grade(prediction=answer, correct=False, detail="no gold answer")
+        correct, detail = self.judge(item, str(answer).strip())
+        return Grade(prediction=answer, correct=correct, detail=detail)
+
     def check_item(self, item: TaskItem) -> None:
         """Raise TaskError when this task cannot grade `item` (wrong kind of gold)."""
         if item.gold is None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from graphs.latent_mas import build_graph
-from nodes.mas import MASContext
+from nodes.latentmas.context import MASContext
 from storage.checkpoints import checkpointer, compile_with_saver, thread_config
 from storage.paths import kv_dir_for
 

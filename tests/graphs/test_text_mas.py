@@ -3,7 +3,7 @@
 from graphs.baseline import build_graph as build_baseline
 from graphs.text_mas import build_graph
 from nodes.chat_models import register_chat_model
-from nodes.mas import MASContext
+from nodes.latentmas.context import MASContext
 from tests.fakes import ScriptedChatModel
 
 
@@ -86,8 +86,10 @@ def test_prompts_file_overrides_a_role_and_a_bad_file_is_named(tmp_path):
 
 
 def test_each_item_of_a_mixed_set_gets_its_own_answer_instruction():
-    from graphs.baseline import EVAL_METHOD
+    from runners.methods import get_method
     from tasks import TaskItem, get_task
+
+    method, mixed = get_method("baseline"), get_task("mixed")
 
     model = ScriptedChatModel(lambda messages: "\\boxed{C}")
     register_chat_model("fake-mixed", model)
@@ -102,9 +104,9 @@ def test_each_item_of_a_mixed_set_gets_its_own_answer_instruction():
     graph = build_baseline().compile()
     for item in (choice, number):
         state = graph.invoke(
-            EVAL_METHOD.make_input(item, {"task": "mixed"}),
+            method.make_input(item, mixed),
             context=MASContext(model="fake-mixed", task="mixed"),
         )
         assert get_task(item.meta["task"]).answer_instruction in model.calls[-1][-1].content
         assert state["text"] == "\\boxed{C}"
-    assert EVAL_METHOD.outcome(choice, {"text": "\\boxed{C}"}, {"task": "mixed"}).correct
+    assert method.outcome(choice, {"text": "\\boxed{C}"}, mixed).correct

@@ -6,7 +6,8 @@ from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
 from latent_backend.kv_store import LayerKV, kv_store_for_db
-from storage.checkpoints import checkpointer, compile_with_saver, delete_thread, thread_config
+from runners.threads import delete_thread
+from storage.checkpoints import checkpointer, compile_with_saver, thread_config
 from storage.run_store import RunStore, RunStoreError
 
 

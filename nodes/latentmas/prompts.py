@@ -1,16 +1,12 @@
 """Prompt templates of the LatentMAS agents (latent and text variants) and the single agent.
 
-Our wording; the roles, what each sees, and the judger's answer format follow SPEC §1.
+Our wording; the roles, what each sees, and the judger's answer format follow the LatentMAS paper.
 Placeholders: {question}, {answer_instruction}, and for text agents {context} (earlier agents'
 outputs as "[Planner]:\\n...\\n\\n"). Every template can be overridden per role by a mapping or a
 JSON prompts file given in the context.
 """
 
 from __future__ import annotations
-
-import json
-from functools import lru_cache
-from pathlib import Path
 
 LATENT_PROMPTS: dict[str, str] = {
     "planner": (
@@ -90,35 +86,6 @@ BASELINE_PROMPT = (
 
 SEQUENTIAL_ROLES = ("planner", "critic", "refiner", "judger")
 HIERARCHICAL_ROLES = ("math", "science", "code", "summarizer")
-
-
-def load_prompt_overrides(path: str | None) -> dict[str, str]:
-    """Per-role templates from a JSON file {"role": "template", ...}; errors name the file.
-
-    Read once per file version (agents ask for their template on every call)."""
-    if not path:
-        return {}
-    file = Path(path)
-    try:
-        stat = file.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-    except OSError as exc:
-        raise ValueError(f"prompts file {file}: {exc.strerror or exc}") from exc
-    return dict(_read_overrides(str(file), stamp))
-
-
-@lru_cache(maxsize=16)
-def _read_overrides(path: str, _stamp: tuple[int, int]) -> dict[str, str]:
-    file = Path(path)
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"prompts file {file}: {exc}") from exc
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise ValueError(
-            f"prompts file {file}: expected a JSON object mapping role names to template strings"
-        )
-    return data
 
 
 def fill(template: str, **fields: str) -> str:

@@ -1,0 +1,49 @@
+"""Evaluation adapter of the single-agent, text-MAS and LatentMAS graphs (one shape, three graphs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nodes.fields import context_from
+from nodes.latentmas.context import MASContext
+from runners.methods import EvalMethod, Outcome, graded_outcome
+from storage.paths import kv_dir_for
+from tasks import Task, TaskItem
+
+
+@dataclass(frozen=True)
+class MASMethod(EvalMethod):
+    name: str
+    graph_module: str
+
+    @property
+    def context_class(self) -> type[MASContext]:
+        return MASContext
+
+    def context(self, options: Mapping[str, Any], *, task: str, db: str) -> MASContext:
+        values = {"task": task, "kv_dir": str(kv_dir_for(db)), **options}
+        return context_from(MASContext, values)
+
+    def make_input(self, item: TaskItem, task: Task) -> dict[str, Any]:
+        return {
+            "item_id": item.id,
+            "question": task.prompt(item),
+            "answer_instruction": task.instruction_for(item),
+        }
+
+    def outcome(self, item: TaskItem, state: Mapping[str, Any], task: Task) -> Outcome:
+        text = state.get("text") or ""
+        record = {
+            "question": item.question,
+            "gold": item.gold,
+            "raw_prediction": text,
+            "agents": list(state.get("trace") or []),
+        }
+        return graded_outcome(task.grade(item, text), record)
+
+
+BASELINE = MASMethod("baseline", "graphs.baseline")
+TEXT_MAS = MASMethod("text_mas", "graphs.text_mas")
+LATENT_MAS = MASMethod("latent_mas", "graphs.latent_mas")
