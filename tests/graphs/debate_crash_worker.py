@@ -19,8 +19,9 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from graphs.debate import DebateContext, build_graph, debate_input
+from graphs.debate import DebateContext, build_graph
 from nodes.chat_models import register_chat_model
+from nodes.debate.state import debate_input
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from tests.fakes import ScriptedChatModel
 

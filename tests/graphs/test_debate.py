@@ -1,5 +1,7 @@
 """MAD debate graph: flow, early stop, judge fallback, tolerant moderator parsing, message sequences,
-human moderator, failures, evaluation method, and resume after a real SIGKILL."""
+human moderator, failures, module surface, and resume after a real SIGKILL.
+
+The evaluation adapter is tested in tests/runners/methods/test_debate.py."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,16 +19,11 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from graphs.debate import (
-    EVAL_METHOD,
-    DebateContext,
-    build_graph,
-    debate_input,
-    graph,
-)
+from graphs.debate import DebateContext, build_graph, graph, route_after_moderator
+from nodes.agent_call import RETRY_POLICY
 from nodes.chat_models import register_chat_model
-from nodes.debate import fill
-from tasks.base import TaskItem
+from nodes.debate.prompts import fill
+from nodes.debate.state import debate_input
 from tests.fakes import ScriptedChatModel
 
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
@@ -40,7 +38,7 @@ def mod(
     reason: str = "because",
     key: str = "debate_answer",
 ) -> str:
-    """A moderator reply in the SPEC's JSON format."""
+    """A moderator reply in the JSON format of the original MAD."""
     preference = preference or ("Yes" if answer else "No")
     return json.dumps(
         {"Whether there is a preference": preference, "Supported Side": side, "Reason": reason, key: answer}
@@ -185,8 +183,7 @@ def test_judge_failure_leaves_no_answer() -> None:
     record = state["record"]
     assert record["success"] is False and record["debate_answer"] == "" and record["decided_by"] is None
     assert [f["node"] for f in record["failures"]] == ["judge_decide"]
-    outcome = EVAL_METHOD.outcome(TaskItem(id="x", question=TOPIC, gold=["1.5"]), state, {"task": "ciar"})
-    assert outcome.prediction is None and outcome.correct is False and outcome.error
+    # (what the evaluation makes of it: tests/runners/methods/test_debate.py)
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,11 +252,11 @@ def test_python_style_verdict_is_accepted() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# What each player is told (SPEC §3)
+# What each player is told
 # --------------------------------------------------------------------------------------------
 
 
-def test_message_sequences_match_spec() -> None:
+def test_message_sequences_match_the_original() -> None:
     ctx, fakes = players(
         {
             "affirmative": numbered("AFF"),
@@ -327,6 +324,27 @@ def test_prompt_overrides_and_original_config_keys() -> None:
     assert record["config"]["affirmative_prompt"] == f"MY VIEW: BASE on {TOPIC}"
     with pytest.raises(ValueError, match="unknown debate prompt"):
         run(players({}, prompts={"nonsense": "x"})[0])
+
+
+def test_prompts_file_is_read_and_prompts_win_over_it(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.json"
+    sections = {
+        "medagents": {"ignored": "x"},
+        "debate": {
+            "affirmative_prompt": "FILE: ##base_answer##",
+            "negative_prompt": "FILE NEG: ##aff_ans##",
+        },
+    }
+    path.write_text(json.dumps(sections), encoding="utf-8")
+    ctx, fakes = players(
+        {"moderator": [mod("x")]},
+        prompts={"affirmative_prompt": "CONTEXT: ##base_answer##"},
+        prompts_file=str(path),
+    )
+    record = run(ctx)["record"]
+    assert fakes["affirmative"].calls[0][-1].text == "CONTEXT: BASE"
+    assert fakes["negative"].calls[0][-1].text == "FILE NEG: AFF"
+    assert record["config"]["negative_prompt"] == "FILE NEG: ##aff_ans##"
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,56 +502,39 @@ def test_human_moderator() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Module surface and evaluation method
+# Module surface
 # --------------------------------------------------------------------------------------------
 
 
 def test_module_exports() -> None:
-    assert graph.checkpointer is None
+    assert graph.checkpointer is None and graph.name == "debate"
     schema = graph.get_context_jsonschema()
     assert schema["properties"]["max_rounds"]["default"] == 3
     assert all(prop.get("description") for prop in schema["properties"].values())
     assert DebateContext().early_stop == "answer" and DebateContext().judge_sees == "last_round"
-
-
-def test_eval_method_ciar_and_translation() -> None:
-    ctx = EVAL_METHOD.context(
-        {"task": "ciar", "max_rounds": 2, "temperature": 0.3, "model": "m", "base_url": "http://x/v1"}
-    )
-    assert (ctx.mode, ctx.max_rounds, ctx.temperature) == ("qa", 2, 0.3)
-    config = ctx.model_config_for("moderator")
-    assert (config.model, config.base_url, config.temperature) == ("m", "http://x/v1", 0.3)
-    assert EVAL_METHOD.context({"human": "moderator"}).human_role == "moderator"
-
-    item = TaskItem(id="c1", question=TOPIC, gold=["1.5", "3/2"])
-    assert EVAL_METHOD.make_input(item, {"task": "ciar"}) == {"debate_topic": TOPIC}
-    for answer, correct in (
-        ("3/2", True),
-        ("1.5 m/s", True),
-        ("Her average speed is 1.5", True),
-        ("2", False),
-    ):
-        ctx, _ = players({"moderator": [mod(answer)]})
-        outcome = EVAL_METHOD.outcome(item, run(ctx), {"task": "ciar"})
-        assert (outcome.prediction, outcome.correct) == (answer, correct)
-        assert outcome.record["debate_answer"] == answer
-
-    mt_item = TaskItem(id="m1", question="吃掉敌人一个师。", gold="Destroy a division of the enemy.")
-    options = {"task": "commonmt", "source": "zh", "target": "en"}
-    assert EVAL_METHOD.context(options).mode == "translation"
-    state_in = EVAL_METHOD.make_input(mt_item, options)
-    assert state_in == {
-        "source": "吃掉敌人一个师。",
-        "src_lng": "Chinese",
-        "tgt_lng": "English",
-        "reference": "Destroy a division of the enemy.",
+    assert set(graph.get_input_jsonschema()["properties"]) == {
+        "debate_topic",
+        "source",
+        "src_lng",
+        "tgt_lng",
+        "reference",
+        "base_answer",
     }
-    ctx, _ = players(
-        {"moderator": [mod("Destroy an enemy division.", key="debate_translation")]}, mode="translation"
-    )
-    outcome = EVAL_METHOD.outcome(mt_item, run(ctx, state_in), options)
-    assert outcome.correct is None and outcome.prediction == "Destroy an enemy division."
-    assert outcome.record["reference"] == "Destroy a division of the enemy."
+    assert "record" in graph.get_output_jsonschema()["properties"]
+
+
+def test_every_model_calling_node_has_the_retry_policy() -> None:
+    nodes = build_graph().nodes
+    for name in ("base_answer", "affirmative", "negative", "moderator", "judge_candidates", "judge_decide"):
+        assert nodes[name].retry_policy is RETRY_POLICY, name
+    assert nodes["conclude"].retry_policy is None
+
+
+def test_routing_without_a_context_uses_the_defaults() -> None:
+    no_answer = {"by": "moderator", "ok": True, "preference": "No", "answer": ""}
+    runtime = SimpleNamespace(context=None)
+    assert route_after_moderator({"round": 2, "verdicts": [no_answer]}, runtime) == "affirmative"
+    assert route_after_moderator({"round": 3, "verdicts": [no_answer]}, runtime) == "judge_candidates"
 
 
 # --------------------------------------------------------------------------------------------

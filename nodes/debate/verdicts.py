@@ -1,12 +1,11 @@
-"""MAD (Multi-Agent Debate) prompts and the tolerant reading of the moderator's and judge's JSON.
+"""The moderator's and judge's verdicts: their JSON keys, and the tolerant reading of their replies.
 
-Prompts use the original MAD placeholder style (`##debate_topic##`, `##aff_ans##`, ...), so the
-paper's own prompt files plug in unchanged as overrides. The wording here is ours; the structure
-(which stage sees what, and the JSON keys later stages parse) follows SPEC §3.
-
-The moderator's reply is model output: it is never evaluated. `extract_json_objects` finds the
-JSON objects in a reply (code fences, prose around them, Python-style literals, single quotes,
-trailing commas) with a small scanner, and pydantic validates them against the verdict schema.
+A verdict is model output (or a person's answer): it is never evaluated as code.
+`extract_json_objects` finds the JSON objects in a reply (code fences, prose around them,
+Python-style literals, single quotes, trailing commas) with a small scanner, and pydantic validates
+them against the verdict schema. The keys are those of the original MAD output records
+("Whether there is a preference", "Supported Side", "Reason", "debate_answer" or, when translating,
+"debate_translation").
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
-
-Mode = Literal["qa", "translation"]
 
 PREFERENCE_KEY = "Whether there is a preference"
 SIDE_KEY = "Supported Side"
@@ -46,216 +43,8 @@ def judge_json_format(mode: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Prompts
-# ---------------------------------------------------------------------------------------------
-
-_FORMAT_REMINDER = (
-    "Your last reply could not be read as the JSON object I asked for (##error##). "
-    "Reply again with only one JSON object, no other text, in exactly this format: ##json_format##"
-)
-
-QA_PROMPTS: dict[str, str] = {
-    "base_prompt": "##debate_topic##\nGive your answer and explain it briefly.",
-    "player_meta_prompt": (
-        "You are a debater. Welcome to the debate. You do not have to agree with the other side's "
-        "views: the goal is to find the correct answer.\nThe debate topic is:\n##debate_topic##"
-    ),
-    "moderator_meta_prompt": (
-        "You are the moderator of a debate. Two debaters will present their answers and argue about "
-        'the following topic: "##debate_topic##"\n'
-        "At the end of each round you evaluate their answers and decide which one is correct."
-    ),
-    "affirmative_prompt": "You think the correct answer is: ##base_answer##\nRestate your answer and give your reasons.",
-    "negative_prompt": "##aff_ans##\n\nYou disagree with my answer. Give your own answer and your reasons.",
-    "debate_prompt": "##oppo_ans##\n\nDo you agree with my perspective? Give your reasons and your answer.",
-    "moderator_prompt": (
-        "The ##round## round of the debate has ended.\n\n"
-        "Affirmative side argued:\n##aff_ans##\n\n"
-        "Negative side argued:\n##neg_ans##\n\n"
-        "As the moderator, evaluate both sides' answers and decide whether one answer is clearly "
-        "preferable. If so, summarize why you support the affirmative or the negative side and give "
-        "the final answer you consider correct; the debate then ends. If not, the debate goes on to "
-        "the next round. Reply with JSON only, in this format: " + moderator_json_format("qa")
-    ),
-    "judge_prompt_last1": (
-        "Affirmative side argued:\n##aff_ans##\n\nNegative side argued:\n##neg_ans##\n\n"
-        "Which candidate answers do we have? List them without reasons."
-    ),
-    "judge_prompt_last2": (
-        "So: ##debate_topic##\nSummarize your reasons and give the final answer you consider "
-        "correct. Reply with JSON only, in this format: " + judge_json_format("qa")
-    ),
-    "format_reminder": _FORMAT_REMINDER,
-}
-
-TRANSLATION_PROMPTS: dict[str, str] = {
-    "base_prompt": "Translate the following text from ##src_lng## to ##tgt_lng##: ##source##",
-    "player_meta_prompt": (
-        "You are a debater. Welcome to the translation contest, held as a debate. You do not have to "
-        "agree with the other side's views: the goal is to find the correct translation.\n"
-        "The debate topic is:\nWhat is the correct ##tgt_lng## translation of the following "
-        '##src_lng## text: "##source##"'
-    ),
-    "moderator_meta_prompt": (
-        "You are the moderator of a translation debate. Two debaters will present their translations "
-        'and argue about the correct ##tgt_lng## translation of the ##src_lng## text: "##source##". '
-        "At the end of each round you evaluate the candidate translations by these criteria:\n"
-        "1. Accuracy: how faithfully the translation carries the meaning of the source text.\n"
-        "2. Fluency: how readable and natural the translation is in ##tgt_lng##."
-    ),
-    "affirmative_prompt": (
-        "You think the correct translation is: ##base_translation##\n"
-        "Restate the translation and give your reasons."
-    ),
-    "negative_prompt": "##aff_ans##\n\nYou disagree with my translation. Give your own translation and your reasons.",
-    "debate_prompt": "##oppo_ans##\n\nDo you agree with my perspective? Give your reasons and your translation.",
-    "moderator_prompt": (
-        "The ##round## round of the debate has ended.\n\n"
-        "Affirmative side argued:\n##aff_ans##\n\n"
-        "Negative side argued:\n##neg_ans##\n\n"
-        "As the moderator, evaluate both sides' translations and decide whether one candidate is "
-        "clearly preferable. If so, summarize why you support the affirmative or the negative side "
-        "and give the final translation you consider correct; the debate then ends. If not, the "
-        "debate goes on to the next round. Reply with JSON only, in this format: "
-        + moderator_json_format("translation")
-    ),
-    "judge_prompt_last1": (
-        "Affirmative side argued:\n##aff_ans##\n\nNegative side argued:\n##neg_ans##\n\n"
-        "Which candidate translations do we have? List them without reasons."
-    ),
-    "judge_prompt_last2": (
-        "So, what is the correct ##tgt_lng## translation of the following ##src_lng## text: "
-        '"##source##"? Summarize your reasons and give the final translation you consider correct. '
-        "Reply with JSON only, in this format: " + judge_json_format("translation")
-    ),
-    "format_reminder": _FORMAT_REMINDER,
-}
-
-PROMPT_KEYS = frozenset(QA_PROMPTS)
-# Data fields of the original MAD prompt files: accepted in an override mapping and ignored,
-# so the paper's config4all.json / config4tran.json can be passed as they are.
-_ORIGINAL_DATA_KEYS = frozenset(
-    {
-        "debate_topic",
-        "base_answer",
-        "debate_answer",
-        "source",
-        "reference",
-        "base_translation",
-        "debate_translation",
-        "src_lng",
-        "tgt_lng",
-    }
-)
-
-
-def prompt_templates(mode: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The mode's default templates with `overrides` applied (unknown prompt names are an error)."""
-    if mode not in ("qa", "translation"):
-        raise ValueError(f"unknown debate mode {mode!r}: use 'qa' or 'translation'")
-    templates = dict(TRANSLATION_PROMPTS if mode == "translation" else QA_PROMPTS)
-    for key, value in (overrides or {}).items():
-        if key in _ORIGINAL_DATA_KEYS:
-            continue
-        if key not in PROMPT_KEYS:
-            raise ValueError(
-                f"unknown debate prompt {key!r}; known prompts: {', '.join(sorted(PROMPT_KEYS))}"
-            )
-        templates[key] = str(value)
-    return templates
-
-
-_PLACEHOLDER = re.compile(r"##([A-Za-z_]+)##")
-
-
-def fill(template: str, **values: str) -> str:
-    """Replace `##name##` placeholders in one pass (inserted text is never re-scanned).
-
-    Placeholders without a value stay as they are, so a template can be filled in stages.
-    """
-    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], template)
-
-
-_ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth"]
-
-
-def round_name(number: int) -> str:
-    """'first', 'second', ... as the moderator prompt says it ('11th' beyond ten)."""
-    if 1 <= number <= len(_ORDINALS):
-        return _ORDINALS[number - 1]
-    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
-    return f"{number}{suffix}"
-
-
-LANGUAGE_NAMES: dict[str, str] = {
-    "zh": "Chinese",
-    "en": "English",
-    "de": "German",
-    "fr": "French",
-    "ja": "Japanese",
-    "ko": "Korean",
-    "es": "Spanish",
-    "ru": "Russian",
-    "it": "Italian",
-    "pt": "Portuguese",
-    "ar": "Arabic",
-    "cs": "Czech",
-    "nl": "Dutch",
-    "tr": "Turkish",
-    "vi": "Vietnamese",
-    "th": "Thai",
-    "hi": "Hindi",
-    "pl": "Polish",
-    "sv": "Swedish",
-    "uk": "Ukrainian",
-    "id": "Indonesian",
-    "he": "Hebrew",
-    "fi": "Finnish",
-    "ro": "Romanian",
-    "hu": "Hungarian",
-    "da": "Danish",
-    "no": "Norwegian",
-    "el": "Greek",
-    "fa": "Persian",
-    "bn": "Bengali",
-    "ms": "Malay",
-    "ta": "Tamil",
-    "ur": "Urdu",
-    "et": "Estonian",
-    "lt": "Lithuanian",
-    "lv": "Latvian",
-    "kk": "Kazakh",
-    "gu": "Gujarati",
-    "is": "Icelandic",
-    "km": "Khmer",
-    "ps": "Pashto",
-    "ha": "Hausa",
-    "iu": "Inuktitut",
-    "bg": "Bulgarian",
-    "hr": "Croatian",
-    "sk": "Slovak",
-    "sl": "Slovenian",
-    "sr": "Serbian",
-    "ca": "Catalan",
-}
-
-
-def language_name(language: str | None) -> str:
-    """A language's English name from an ISO 639-1 code ('zh', 'zh-CN', 'en_US'); names pass through."""
-    if not language:
-        return ""
-    text = language.strip()
-    code = re.split(r"[-_]", text, maxsplit=1)[0].lower()
-    return LANGUAGE_NAMES.get(code, text)
-
-
-# ---------------------------------------------------------------------------------------------
 # Tolerant JSON extraction (no eval, ever)
 # ---------------------------------------------------------------------------------------------
-
-
-class JSONExtractionError(ValueError):
-    """No JSON object could be read from a reply."""
 
 
 def _balanced_spans(text: str) -> Iterator[str]:
@@ -427,7 +216,7 @@ class ModeratorVerdict(BaseModel):
         return _text_value(value)
 
     def to_json(self, mode: str) -> dict[str, str]:
-        """The verdict under the SPEC's JSON keys."""
+        """The verdict under the JSON keys of the original MAD output records."""
         return {
             PREFERENCE_KEY: self.preference,
             SIDE_KEY: self.supported_side,

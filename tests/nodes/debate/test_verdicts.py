@@ -1,4 +1,4 @@
-"""Tolerant, eval-free reading of the MAD moderator's and judge's JSON, and the prompt helpers."""
+"""Tolerant, eval-free reading of the MAD moderator's and judge's JSON."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.agent_call import is_transient
-from nodes.debate import (
-    extract_json_objects,
-    fill,
-    language_name,
-    moderator_json_format,
-    parse_judge,
-    parse_moderator,
-    prompt_templates,
-    round_name,
-)
+from nodes.debate.verdicts import extract_json_objects, moderator_json_format, parse_judge, parse_moderator
 
 STRICT = (
     '{"Whether there is a preference": "Yes", "Supported Side": "Negative", '
@@ -130,48 +120,3 @@ def test_judge_schema() -> None:
 def test_extract_json_objects_ignores_prose_apostrophes() -> None:
     text = "I don't know, but here's {\"a\": 1} and {'b': True} and {not json}"
     assert extract_json_objects(text) == [{"a": 1}, {"b": True}]
-
-
-def test_fill_is_single_pass() -> None:
-    template = "A: ##aff_ans## / N: ##neg_ans## / ##unknown##"
-    assert (
-        fill(template, aff_ans="I say ##neg_ans##", neg_ans="no")
-        == "A: I say ##neg_ans## / N: no / ##unknown##"
-    )
-
-
-def test_prompt_templates_and_helpers() -> None:
-    qa, mt = prompt_templates("qa"), prompt_templates("translation")
-    assert '"debate_answer"' in qa["moderator_prompt"] and '"debate_translation"' in mt["moderator_prompt"]
-    assert "##round##" in qa["moderator_prompt"] and "##oppo_ans##" in qa["debate_prompt"]
-    assert prompt_templates("qa", {"debate_prompt": "X ##oppo_ans##"})["debate_prompt"] == "X ##oppo_ans##"
-    with pytest.raises(ValueError):
-        prompt_templates("qa", {"typo_prompt": "x"})
-    with pytest.raises(ValueError):
-        prompt_templates("summary")
-    assert [round_name(n) for n in (1, 3, 10, 11, 22)] == ["first", "third", "tenth", "11th", "22nd"]
-    assert [language_name(c) for c in ("zh", "en", "de", "fr", "ja", "zh-CN", "Chinese", "xx")] == [
-        "Chinese",
-        "English",
-        "German",
-        "French",
-        "Japanese",
-        "Chinese",
-        "Chinese",
-        "xx",
-    ]
-
-
-def test_is_transient() -> None:
-    class RateLimitError(Exception):
-        pass
-
-    class BadRequest(Exception):
-        status_code = 400
-
-    class Unavailable(Exception):
-        status_code = 503
-
-    assert is_transient(ConnectionError()) and is_transient(TimeoutError()) and is_transient(RateLimitError())
-    assert is_transient(Unavailable())
-    assert not is_transient(BadRequest()) and not is_transient(RuntimeError("context length exceeded"))

@@ -1,0 +1,99 @@
+"""Options of the MAD debate graph (its LangGraph `context_schema`): never checkpointed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from nodes.chat_models import ChatModelConfig
+from nodes.debate.prompts import PROMPT_KEYS, prompt_templates
+from nodes.fields import OptionError, check_options, option
+from nodes.prompt_files import read_prompt_file
+
+
+def _role_model(player: str) -> Any:
+    return option(None, f"Model of the {player} (None = `model`).")
+
+
+@dataclass
+class DebateContext:
+    """Options of the MAD debate: mode, rounds, stop rule, models per role, prompts, human role."""
+
+    mode: Literal["qa", "translation"] = option(
+        "qa",
+        "'qa': debate a question (debate_topic); 'translation': debate a translation "
+        "(source text, languages); the answer key is debate_answer / debate_translation.",
+    )
+    max_rounds: int = option(
+        3,
+        "Maximum debate rounds (the paper's max_round); the judge decides if none gave an answer.",
+        minimum=1,
+    )
+    early_stop: Literal["answer", "preference"] = option(
+        "answer",
+        "When a moderator verdict ends the debate: 'answer' (the original's rule) when its "
+        "debate answer is non-empty; 'preference' when it says there is a preference.",
+    )
+    temperature: float = option(0.0, "Sampling temperature for every role given by model name.", minimum=0.0)
+    model: str | ChatModelConfig = option(
+        "local",
+        "Default model for all roles: a name ('local', 'local:<ref>', a served model, a "
+        "registered test model) or a ChatModelConfig (used as given).",
+    )
+    base_url: str | None = option(
+        None, "OpenAI-compatible endpoint for models given by name (None = local backend)."
+    )
+    max_new_tokens: int = option(512, "Generation limit per turn for models given by name.", minimum=1)
+    base_model: str | ChatModelConfig | None = _role_model("baseline agent")
+    affirmative_model: str | ChatModelConfig | None = _role_model("affirmative debater")
+    negative_model: str | ChatModelConfig | None = _role_model("negative debater")
+    moderator_model: str | ChatModelConfig | None = _role_model("moderator")
+    judge_model: str | ChatModelConfig | None = _role_model("fallback judge")
+    prompts: dict[str, str] = option(
+        description="Prompt template overrides by name (" + ", ".join(sorted(PROMPT_KEYS)) + "); "
+        "##placeholders## as in the original MAD prompt files.",
+        factory=dict,
+    )
+    prompts_file: str | None = option(
+        None,
+        'JSON file of prompt template overrides (its "debate" section if it has one); '
+        "`prompts` wins over the file.",
+    )
+    judge_sees: Literal["last_round", "first_round"] = option(
+        "last_round",
+        "Which arguments the judge is shown: the last round's (fixes the original) or "
+        "the first round's (the original's behaviour).",
+    )
+    human_role: Literal["moderator"] | None = option(
+        None, "'moderator': a human moderates through interrupt()/Command(resume=verdict).", cli=("--human",)
+    )
+    source_lang: str = option(
+        "zh", "Translation source language (code or name) when the input gives none.", cli=("--source",)
+    )
+    target_lang: str = option(
+        "en", "Translation target language (code or name) when the input gives none.", cli=("--target",)
+    )
+
+    def __post_init__(self) -> None:
+        if self.prompts is None:  # an explicit None from a form means "no overrides"
+            self.prompts = {}
+        check_options(self)
+        try:
+            prompt_templates(self.mode, self.prompts)
+        except ValueError as exc:
+            raise OptionError("prompts", str(exc)) from None
+
+    # -- derived -------------------------------------------------------------------------
+    def templates(self) -> dict[str, str]:
+        """The mode's templates with the prompts file's overrides, then `prompts`, applied."""
+        overrides = {**read_prompt_file(self.prompts_file, "debate"), **self.prompts}
+        return prompt_templates(self.mode, overrides)
+
+    def model_config_for(self, role: str) -> ChatModelConfig:
+        """The chat model of a role: its own model, else `model`; names get the sampling options."""
+        choice = getattr(self, f"{role}_model", None) or self.model
+        if isinstance(choice, ChatModelConfig):
+            return choice
+        return ChatModelConfig(
+            model=choice, base_url=self.base_url, temperature=self.temperature, max_tokens=self.max_new_tokens
+        )
