@@ -24,7 +24,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphs.medagents import EVAL_METHOD, MedAgentsContext, build_graph  # noqa: E402
+from graphs.medagents import build_graph  # noqa: E402
+from nodes.medagents.context import MedAgentsContext  # noqa: E402
+from runners.methods.medagents import MEDAGENTS  # noqa: E402
+from tasks import get_task  # noqa: E402
 from tasks.base import TaskItem  # noqa: E402
 
 ITEM = TaskItem(
@@ -134,7 +137,7 @@ def run_once(server: FakeOpenAI, max_concurrency: int | None) -> tuple[float, di
     compiled = build_graph().compile()
     config: dict[str, Any] = {} if max_concurrency is None else {"max_concurrency": max_concurrency}
     started = time.perf_counter()
-    state = compiled.invoke(EVAL_METHOD.make_input(ITEM, {}), config=config, context=ctx)
+    state = compiled.invoke(MEDAGENTS.make_input(ITEM, get_task("medqa")), config=config, context=ctx)
     return time.perf_counter() - started, state
 
 

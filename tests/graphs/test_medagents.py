@@ -14,22 +14,20 @@ import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.types import RetryPolicy
 
-from graphs.medagents import (
-    EVAL_METHOD,
-    RECORD_FIELDS,
-    MedAgentsContext,
-    build_graph,
-    graph,
-)
-from nodes.agent_call import is_transient
+from graphs.medagents import build_graph, graph, route_start
+from nodes.agent_call import RETRY_POLICY, is_transient
 from nodes.chat_models import register_chat_model
-from runners.methods import Outcome, get_method
+from nodes.fields import OptionError
+from nodes.medagents.context import MedAgentsContext
+from runners.methods.medagents import MEDAGENTS, RECORD_FIELDS
+from tasks import get_task
 from tasks.base import TaskItem
 from tests.fakes import ScriptedChatModel, ScriptedError
 
 QUESTION = "A 45-year-old man has crushing chest pain radiating to the left arm. Next best step?"
 OPTIONS = {"A": "Aspirin", "B": "Antibiotics", "C": "Reassurance", "D": "Antacids", "E": "Surgery"}
 ITEM = TaskItem(id="q1", question=QUESTION, gold="A", options=OPTIONS, group="step1")
+TASK = get_task("medqa")
 
 FAST_RETRY = RetryPolicy(
     max_attempts=3, initial_interval=0.001, backoff_factor=1.0, jitter=False, retry_on=is_transient
@@ -103,7 +101,7 @@ def fake(script: Script | None = None, **kwargs) -> tuple[str, ScriptedChatModel
 
 def run(model_name: str, retry: RetryPolicy = FAST_RETRY, **ctx_fields) -> dict:
     compiled = build_graph(retry).compile()
-    inputs = EVAL_METHOD.make_input(ITEM, {})
+    inputs = MEDAGENTS.make_input(ITEM, TASK)
     return compiled.invoke(inputs, context=MedAgentsContext(model=model_name, **ctx_fields))
 
 
@@ -303,7 +301,7 @@ def test_garbage_decision_is_a_recorded_failure_not_an_answer() -> None:
     [failure] = state["failures"]
     assert failure["stage"] == "decision" and failure["raw"] == "I cannot decide between these."
     assert state["trace"][-1]["failure"]
-    outcome = EVAL_METHOD.outcome(ITEM, state, {})
+    outcome = MEDAGENTS.outcome(ITEM, state, TASK)
     assert outcome.prediction is None and outcome.correct is False
 
 
@@ -313,10 +311,10 @@ def test_error_placeholder_is_never_answer_e_nor_a_yes_vote() -> None:
     state = (
         build_graph(FAST_RETRY)
         .compile()
-        .invoke(EVAL_METHOD.make_input(item, {}), context=MedAgentsContext(model=name, max_attempts=1))
+        .invoke(MEDAGENTS.make_input(item, TASK), context=MedAgentsContext(model=name, max_attempts=1))
     )
     assert state["pred_answer"] is None
-    assert EVAL_METHOD.outcome(item, state, {}).correct is False
+    assert MEDAGENTS.outcome(item, state, TASK).correct is False
     [round_] = state["vote_history"]
     assert all(v["vote"] is None for v in round_["votes"]) and round_["consensus"] is False
     # An unreadable vote is not agreement: that expert is asked for advice.
@@ -446,67 +444,73 @@ def test_prompt_overrides_are_used_and_checked() -> None:
 def test_token_limits_per_stage_and_cap() -> None:
     ctx = MedAgentsContext()
     assert (ctx.domains_max_tokens, ctx.vote_max_tokens, ctx.synthesis_max_tokens) == (50, 30, 2500)
-    capped = ctx.capped(256)
-    assert (capped.domains_max_tokens, capped.vote_max_tokens, capped.synthesis_max_tokens) == (50, 30, 256)
-    assert capped.chat_config("synthesizer", capped.synthesis_max_tokens).max_tokens == 256
-
-
-# ------------------------------------------------------------------ evaluation method
-
-
-def test_eval_method_contract() -> None:
-    assert get_method("medagents") is EVAL_METHOD
-    name, _ = fake()
-    options = {
-        "method": "medagents",
-        "medagents_method": "syn_only",
-        "model": name,
-        "temperature": 0.3,
-        "max_attempts": 4,
-        "preset": "paper",
-        "max_new_tokens": 128,
-        "task": "medqa",
+    assert ctx.chat_config("synthesizer", ctx.synthesis_max_tokens).max_tokens == 2500
+    capped = MedAgentsContext(max_new_tokens=256)
+    limits = {
+        role: capped.chat_config(role, limit).max_tokens
+        for role, limit in (
+            ("classifier", capped.domains_max_tokens),
+            ("voter", capped.vote_max_tokens),
+            ("synthesizer", capped.synthesis_max_tokens),
+        )
     }
-    ctx = EVAL_METHOD.context(options)
-    assert (ctx.method, ctx.model, ctx.temperature, ctx.max_attempts) == ("syn_only", name, 0.3, 4)
-    assert ctx.synthesis_max_tokens == 128 and ctx.vote_max_tokens == 30
-    assert EVAL_METHOD.context({"method": "base_cot"}).method == "base_cot"
-    assert EVAL_METHOD.context({"preset": "paper"}).temperature == 1.0
-    with pytest.raises(ValueError):
-        EVAL_METHOD.context({"method": "syn_verify"})
-
-    compiled = EVAL_METHOD.build_graph().compile()
-    state = compiled.invoke(EVAL_METHOD.make_input(ITEM, options), context=ctx)
-    outcome = EVAL_METHOD.outcome(ITEM, state, options)
-    assert isinstance(outcome, Outcome)
-    assert (outcome.prediction, outcome.correct, outcome.error) == ("A", True, None)
-    record = outcome.record
-    for key in (*RECORD_FIELDS, "failures", "item_id"):
-        assert key in record, key
-    assert record["gold_answer"] == "A" and record["item_id"] == "q1"
-    assert record["calls"] == 11 and record["prompt_tokens"] > 0
+    assert limits == {"classifier": 50, "voter": 30, "synthesizer": 256}
 
 
-def test_prompts_file_option(tmp_path) -> None:
+def test_max_new_tokens_caps_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    import nodes.agent_call
+
+    limits: list[int] = []
+    real = nodes.agent_call.chat_model
+
+    def recording(config):
+        limits.append(config.max_tokens)
+        return real(config)
+
+    monkeypatch.setattr(nodes.agent_call, "chat_model", recording)
+    name, _ = fake()
+    run(name, method="syn_only", max_new_tokens=64)
+    assert sorted(limits) == [50, 50] + [64] * 9  # domains (50) are under the cap; the rest is cut
+
+
+def test_prompts_file_templates_are_used_and_checked(tmp_path) -> None:
     path = tmp_path / "prompts.json"
-    path.write_text('{"medagents": {"vote.user": "{report} - {domain}: YES or NO?"}}')
-    ctx = EVAL_METHOD.context({"prompts_file": str(path)})
-    assert ctx.prompts == {"vote.user": "{report} - {domain}: YES or NO?"}
+    path.write_text('{"medagents": {"direct.user": "FILE {question}\\n{options}\\nSay Option: X"}}')
+    name, model = fake()
+    run(name, method="base_direct", prompts_file=str(path))
+    assert model.prompts()[0].splitlines()[1].startswith("FILE A 45-year-old")
+    # The prompts mapping wins over the file.
+    ctx = MedAgentsContext(prompts_file=str(path), prompts={"direct.user": "MAP {question}"})
+    assert ctx.templates() == {"direct.user": "MAP {question}"}
+    path.write_text('{"medagents": {"direct.user": "{nope}"}}')
+    with pytest.raises(OptionError, match="unknown field") as info:
+        MedAgentsContext(prompts_file=str(path))
+    assert info.value.option == "prompts_file"
+    with pytest.raises(OptionError, match="prompts file") as info:
+        MedAgentsContext(prompts_file=str(tmp_path / "missing.json"))
+    assert info.value.option == "prompts_file"
 
 
-def test_context_is_prepended_for_pubmedqa_style_items() -> None:
-    item = TaskItem(
-        id="p",
-        question="Does X help?",
-        gold="A",
-        context="Abstract text.",
-        options={"A": "yes", "B": "no", "C": "maybe"},
-    )
-    assert EVAL_METHOD.make_input(item, {})["question"] == "Abstract text. Does X help?"
+def test_model_calling_nodes_get_the_shared_retry_policy() -> None:
+    nodes = build_graph().nodes
+    calling = {name for name, spec in nodes.items() if spec.retry_policy is not None}
+    assert calling == set(nodes) - {"merge_question_analyses", "merge_option_analyses", "tally_votes"}
+    assert all(nodes[name].retry_policy is RETRY_POLICY for name in calling)
+
+
+def test_routing_without_a_context_uses_the_defaults() -> None:
+    class NoContext:
+        context = None
+
+    assert route_start({"question": QUESTION, "options": OPTIONS}, NoContext()) == "question_domains"
+
+
+# ------------------------------------------------------------------ Studio
 
 
 def test_studio_graph_is_compiled_without_checkpointer() -> None:
     assert graph.checkpointer is None
+    assert graph.name == "medagents"
     nodes = set(graph.get_graph().nodes)
     assert {
         "question_domains",
@@ -529,3 +533,6 @@ def test_studio_graph_is_compiled_without_checkpointer() -> None:
         "item_id",
     }
     assert graph.get_context_jsonschema()["properties"]["method"]["enum"][-1] == "syn_verif"
+    assert {"pred_answer", "vote_history", "failures", "trace"} <= set(
+        graph.get_output_jsonschema()["properties"]
+    )

@@ -1,20 +1,23 @@
-"""MedAgents prompt templates (our wording; the stage structure and output formats follow SPEC §2).
+"""MedAgents prompt templates, how they are filled, and how overrides are checked.
 
-Each template is a `str.format` string. `TEMPLATE_FIELDS` lists the fields each one may use, so an
-override (the context's `prompts` mapping, e.g. the paper's exact wording) is checked when the
+Our wording; the stages and the reply formats follow the MedAgents paper. Each template is a
+`str.format` string. `TEMPLATE_FIELDS` lists the fields each one may use, so an override (the
+context's `prompts` mapping or `prompts_file`, e.g. the paper's exact wording) is checked when the
 context is built rather than failing halfway through a run. Literal braces are written `{{ }}`.
 
 Output formats that later stages parse, and must survive any rewording:
-- domains: "Medical Field: A | B | C" (parsed by `parse_domains`)
-- synthesis / revision: "Key Knowledge: ..." and "Total Analysis: ..." (`parse_report`)
-- vote: a whole-word YES or NO (`parse_vote`)
-- answers: "Option: X" (`parse_answer_letter`), or "Answer: ..." for free-form questions
+- domains: "Medical Field: A | B | C" (parsed by `parse.parse_domains`)
+- synthesis / revision: "Key Knowledge: ..." and "Total Analysis: ..." (`parse.parse_report`)
+- vote: a whole-word YES or NO (`parse.parse_vote`)
+- answers: "Option: X" (`parse.parse_answer_letter`), or "Answer: ..." for free-form questions
 """
 
 from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+
+from nodes.fields import OptionError
 
 DEFAULT_PROMPTS: dict[str, str] = {
     # Stage 1: expert gathering for the question.
@@ -190,22 +193,33 @@ def template_fields(template: str) -> set[str]:
     return names
 
 
-def check_prompt_overrides(overrides: Mapping[str, str]) -> None:
-    """Reject unknown template names and fields a template cannot be given."""
+def check_prompt_overrides(
+    overrides: Mapping[str, str], *, option: str = "prompts", source: str = ""
+) -> None:
+    """Reject unknown template names and fields a template cannot be given.
+
+    Errors are `OptionError`s about `option` (the context field the templates came from);
+    `source` (e.g. "prompts file x.json: ") prefixes the message.
+    """
     for key, template in overrides.items():
         if key not in TEMPLATE_FIELDS:
-            raise ValueError(f"unknown MedAgents prompt {key!r}; known: {', '.join(TEMPLATE_FIELDS)}")
+            raise OptionError(
+                option, f"{source}unknown MedAgents prompt {key!r}; known: {', '.join(TEMPLATE_FIELDS)}"
+            )
         if not isinstance(template, str):
-            raise ValueError(f"MedAgents prompt {key!r} must be a string")
+            raise OptionError(option, f"{source}MedAgents prompt {key!r} must be a string")
         try:
             used = template_fields(template)
         except ValueError as exc:
-            raise ValueError(f"MedAgents prompt {key!r} is not a valid format string: {exc}") from exc
+            raise OptionError(
+                option, f"{source}MedAgents prompt {key!r} is not a valid format string: {exc}"
+            ) from exc
         unknown = used - TEMPLATE_FIELDS[key]
         if unknown:
-            raise ValueError(
-                f"MedAgents prompt {key!r} uses unknown field(s) {sorted(unknown)}; "
-                f"available: {sorted(TEMPLATE_FIELDS[key])}"
+            raise OptionError(
+                option,
+                f"{source}MedAgents prompt {key!r} uses unknown field(s) {sorted(unknown)}; "
+                f"available: {sorted(TEMPLATE_FIELDS[key])}",
             )
 
 
@@ -213,3 +227,34 @@ def render(prompts: Mapping[str, str], key: str, **fields: object) -> str:
     """Fill template `key` from `prompts` (overrides) or the defaults."""
     template = prompts.get(key, DEFAULT_PROMPTS[key])
     return template.format(**fields)
+
+
+# -- what the templates are filled with -------------------------------------------------------------
+def format_options(options: Mapping[str, str] | None) -> str:
+    """Options as "A. text" lines (the original printed a Python dict repr)."""
+    if not options:
+        return "(no options: answer in free text)"
+    return "\n".join(f"{letter}. {text}" for letter, text in options.items())
+
+
+def domain_format(count: int) -> str:
+    """The one-line format the gathering stages must reply in."""
+    return "Medical Field: " + " | ".join(f"Field{i + 1}" for i in range(count))
+
+
+def build_report(
+    prompts: Mapping[str, str],
+    question: str,
+    options: Mapping[str, str] | None,
+    key_knowledge: str,
+    total_analysis: str,
+) -> str:
+    """The kept report: question + options + key knowledge + total analysis (stage 5's output)."""
+    return render(
+        prompts,
+        "report",
+        question=question,
+        options=format_options(options),
+        key_knowledge=key_knowledge,
+        total_analysis=total_analysis,
+    )

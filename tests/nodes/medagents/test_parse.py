@@ -1,25 +1,18 @@
-"""MedAgents parsers: strict where the original guessed (SPEC §2 defects)."""
+"""MedAgents parsers: strict where the original guessed (a failed call is never an answer or a vote)."""
 
 from __future__ import annotations
 
 import pytest
 
-from nodes import medagents
-from nodes.medagents import (
-    DEFAULT_PROMPTS,
+from nodes.medagents import parse
+from nodes.medagents.parse import (
     GENERIC_DOMAINS,
-    TEMPLATE_FIELDS,
-    build_report,
-    check_prompt_overrides,
     clean_advice,
-    domain_format,
-    format_options,
     parse_answer_letter,
     parse_domains,
     parse_report,
     parse_vote,
 )
-from nodes.medagents_prompts import template_fields
 
 LETTERS = "ABCDE"
 
@@ -68,7 +61,7 @@ def test_unclear_text_is_no_letter(text: str) -> None:
 @pytest.mark.parametrize("parser", ["shared", "fallback"])
 def test_fallback_parser_is_as_strict(parser: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if parser == "fallback":
-        monkeypatch.setattr(medagents, "_shared_choice_letter", None)
+        monkeypatch.setattr(parse, "_shared_choice_letter", None)
     assert parse_answer_letter("Option: C", LETTERS) == "C"
     assert parse_answer_letter("ERROR.", LETTERS) is None
     assert parse_answer_letter("Option: A or B", LETTERS) is None
@@ -158,10 +151,6 @@ def test_domains_more_than_generic_names() -> None:
     assert len(parsed.domains) == 10 == len({d.casefold() for d in parsed.domains})
 
 
-def test_domain_format() -> None:
-    assert domain_format(2) == "Medical Field: Field1 | Field2"
-
-
 def test_report_sections() -> None:
     parsed = parse_report("Key Knowledge: K1\nmore K\nTotal Analysis: T1")
     assert (parsed.key_knowledge, parsed.total_analysis) == ("K1\nmore K", "T1")
@@ -172,31 +161,7 @@ def test_report_sections() -> None:
     assert parse_report("Total Analysis: only").key_knowledge is None
 
 
-def test_report_keeps_key_knowledge() -> None:
-    report = build_report({}, "Q?", {"A": "x", "B": "y"}, "KK", "TA")
-    assert report == "Question: Q?\nOptions:\nA. x\nB. y\nKey Knowledge: KK\nTotal Analysis: TA"
-
-
 def test_advice_label_removed() -> None:
     assert clean_advice("Revisions: mention the ECG.") == "mention the ECG."
     assert clean_advice("**Revisions:** add troponin") == "add troponin"
     assert clean_advice("add troponin") == "add troponin"
-
-
-def test_options_rendering() -> None:
-    assert format_options({"A": "x", "B": "y"}) == "A. x\nB. y"
-    assert "free text" in format_options({})
-
-
-def test_default_templates_use_only_declared_fields() -> None:
-    for key, template in DEFAULT_PROMPTS.items():
-        assert template_fields(template) <= TEMPLATE_FIELDS[key], key
-    check_prompt_overrides(DEFAULT_PROMPTS)
-
-
-def test_overrides_checked() -> None:
-    with pytest.raises(ValueError, match="unknown field"):
-        check_prompt_overrides({"vote.user": "{domain} {report} {question}"})
-    with pytest.raises(ValueError, match="not a valid format string"):
-        check_prompt_overrides({"vote.user": "{domain"})
-    check_prompt_overrides({"vote.user": "As a {domain} expert, read {report}. YES or NO? {{json}}"})

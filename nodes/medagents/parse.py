@@ -1,35 +1,16 @@
-"""MedAgents text handling: rendering the inputs each stage sees and parsing what it replies.
+"""MedAgents reply parsers: domains, the report's sections, votes, advice, the answer letter.
 
-Parsers are strict on purpose (SPEC §2 defects): an unreadable reply is reported as such (None or
-a problem string) for the graph to record as a failure, never guessed into an answer or a vote.
-Prompt templates live in `nodes.medagents_prompts`.
+Strict on purpose: the original code guessed where a reply was unreadable (a failed call's
+"ERROR." placeholder read as answer "E" or as a yes vote; a missing section crashed the run). Here an
+unreadable reply is reported as such (None or a problem string) for the graph to record as a
+failure, never guessed into an answer or a vote.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-from nodes.medagents_prompts import DEFAULT_PROMPTS, TEMPLATE_FIELDS, check_prompt_overrides, render
-
-__all__ = [
-    "DEFAULT_PROMPTS",
-    "GENERIC_DOMAINS",
-    "TEMPLATE_FIELDS",
-    "DomainParse",
-    "ReportParse",
-    "build_report",
-    "check_prompt_overrides",
-    "clean_advice",
-    "domain_format",
-    "format_options",
-    "parse_answer_letter",
-    "parse_domains",
-    "parse_report",
-    "parse_vote",
-    "render",
-]
 
 # Used to pad a domain list the model left short; broad fields that suit any clinical question.
 GENERIC_DOMAINS: tuple[str, ...] = (
@@ -42,39 +23,6 @@ GENERIC_DOMAINS: tuple[str, ...] = (
     "Clinical Diagnostics",
     "Preventive Medicine",
 )
-
-
-# ---------------------------------------------------------------- rendering helpers
-
-
-def format_options(options: Mapping[str, str] | None) -> str:
-    """Options as "A. text" lines (the original printed a Python dict repr)."""
-    if not options:
-        return "(no options: answer in free text)"
-    return "\n".join(f"{letter}. {text}" for letter, text in options.items())
-
-
-def domain_format(count: int) -> str:
-    """The one-line format the gathering stages must reply in."""
-    return "Medical Field: " + " | ".join(f"Field{i + 1}" for i in range(count))
-
-
-def build_report(
-    prompts: Mapping[str, str],
-    question: str,
-    options: Mapping[str, str] | None,
-    key_knowledge: str,
-    total_analysis: str,
-) -> str:
-    """The kept report: question + options + key knowledge + total analysis (SPEC §2 stage 5)."""
-    return render(
-        prompts,
-        "report",
-        question=question,
-        options=format_options(options),
-        key_knowledge=key_knowledge,
-        total_analysis=total_analysis,
-    )
 
 
 # ---------------------------------------------------------------- domains

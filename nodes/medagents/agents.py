@@ -1,0 +1,312 @@
+"""MedAgents stage nodes: expert gathering, analyses, synthesis, decision, and the two baselines.
+
+Every node reads its options from the runtime context (`MedAgentsContext`; the defaults when the
+graph was invoked without one) and returns the state update of its stage, its trace entries, and
+a `Failure` for anything it could not read from a reply (the run continues on a recorded fallback).
+The consultation nodes (vote, advice, revision) are in `nodes.medagents.consultation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from nodes.agent_call import AgentReply, ask
+from nodes.fields import context_of
+from nodes.medagents.context import MedAgentsContext
+from nodes.medagents.parse import parse_answer_letter, parse_domains, parse_report
+from nodes.medagents.prompts import build_report, domain_format, format_options, render
+from nodes.medagents.state import AnalysisPart, DomainTask, Failure, MedAgentsState
+
+
+# -- shared by every stage ---------------------------------------------------------------------------
+def call_agent(
+    ctx: MedAgentsContext,
+    *,
+    stage: str,
+    role: str,
+    agent: str,
+    system: str,
+    user: str,
+    max_tokens: int,
+    **extra: Any,
+) -> AgentReply:
+    """One call through the shared `ask`; the trace entry is tagged with its stage."""
+    return ask(
+        ctx.chat_config(role, max_tokens), (system, user), agent=agent, role=role, stage=stage, **extra
+    )
+
+
+def failure(reply: AgentReply, stage: str, agent: str, error: str) -> Failure:
+    """A recorded failure; the call's trace entry is marked with it too."""
+    reply.trace["failure"] = error
+    return Failure(stage=stage, agent=agent, error=error, raw=reply.text)
+
+
+def _letters(options: dict[str, str]) -> str:
+    return ", ".join(options)
+
+
+def _answer_format(prompts: dict[str, str], options: dict[str, str]) -> str:
+    if options:
+        return render(prompts, "answer_format.choice", letters=_letters(options))
+    return render(prompts, "answer_format.free")
+
+
+def _analysis_block(prompts: dict[str, str], key: str, analyses: dict[str, str]) -> str:
+    return "\n".join(
+        render(prompts, key, domain=domain, analysis=text, number=i + 1)
+        for i, (domain, text) in enumerate(analyses.items())
+    )
+
+
+# Record fields a method's stages never wrote still appear in the final state, empty.
+_RECORD_DEFAULTS: dict[str, Any] = {
+    "question_domains": list,
+    "option_domains": list,
+    "question_analyses": dict,
+    "option_analyses": dict,
+    "syn_report": str,
+}
+
+
+def _decide(
+    ctx: MedAgentsContext, state: MedAgentsState, *, stage: str, system: str, user: str, max_tokens: int
+) -> dict[str, Any]:
+    """The final answer call and its strict parse (shared by the decision and baseline nodes)."""
+    reply = call_agent(
+        ctx, stage=stage, role="decider", agent="decider", system=system, user=user, max_tokens=max_tokens
+    )
+    options = state.get("options") or {}
+    failures: list[Failure] = []
+    if options:
+        pred = parse_answer_letter(reply.text, list(options))
+        if pred is None:
+            failures.append(failure(reply, stage, "decider", "no clear option letter in the answer"))
+    else:  # free-form questions (e.g. MedicationQA): the answer is the text itself
+        pred = reply.text.split("Answer:", 1)[-1].strip() or None
+        if pred is None:
+            failures.append(failure(reply, stage, "decider", "empty answer"))
+    defaults = {key: make() for key, make in _RECORD_DEFAULTS.items() if key not in state}
+    return {
+        "pred_answer": pred,
+        "raw_output": reply.text,
+        "failures": failures,
+        "trace": [reply.trace],
+        **defaults,
+    }
+
+
+# -- baselines ---------------------------------------------------------------------------------------
+def _baseline(state: MedAgentsState, ctx: MedAgentsContext, *, stage: str, max_tokens: int) -> dict[str, Any]:
+    prompts = ctx.templates()
+    options = state.get("options") or {}
+    user = render(
+        prompts,
+        f"{stage}.user",
+        question=state["question"],
+        options=format_options(options),
+        letters=_letters(options),
+        answer_format=_answer_format(prompts, options),
+    )
+    system = render(prompts, f"{stage}.system")
+    return _decide(ctx, state, stage=stage, system=system, user=user, max_tokens=max_tokens)
+
+
+def direct_answer(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """base_direct: the letter only."""
+    ctx = context_of(runtime, MedAgentsContext)
+    return _baseline(state, ctx, stage="direct", max_tokens=ctx.direct_max_tokens)
+
+
+def cot_answer(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """base_cot: step-by-step thoughts, then the letter."""
+    ctx = context_of(runtime, MedAgentsContext)
+    return _baseline(state, ctx, stage="cot", max_tokens=ctx.cot_max_tokens)
+
+
+# -- stages 1-2: expert gathering --------------------------------------------------------------------
+def _gather_domains(
+    ctx: MedAgentsContext, state: MedAgentsState, *, stage: str, count: int
+) -> dict[str, Any]:
+    prompts = ctx.templates()
+    user = render(
+        prompts,
+        f"{stage}.user",
+        question=state["question"],
+        options=format_options(state.get("options")),
+        num_domains=count,
+        domain_format=domain_format(count),
+    )
+    agent = f"{stage}_classifier"
+    reply = call_agent(
+        ctx,
+        stage=stage,
+        role="classifier",
+        agent=agent,
+        system=render(prompts, f"{stage}.system"),
+        user=user,
+        max_tokens=ctx.domains_max_tokens,
+    )
+    parsed = parse_domains(reply.text, count)
+    failures = [failure(reply, stage, agent, "; ".join(parsed.problems))] if parsed.problems else []
+    return {stage: parsed.domains, "failures": failures, "trace": [reply.trace]}
+
+
+def question_domains(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """Stage 1: which specialties should examine the question."""
+    ctx = context_of(runtime, MedAgentsContext)
+    return _gather_domains(ctx, state, stage="question_domains", count=ctx.num_question_domains)
+
+
+def option_domains(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """Stage 2: which specialties should judge the options."""
+    ctx = context_of(runtime, MedAgentsContext)
+    return _gather_domains(ctx, state, stage="option_domains", count=ctx.num_option_domains)
+
+
+# -- stages 3-4: analyses (one parallel branch per domain) -------------------------------------------
+def _analyse(
+    ctx: MedAgentsContext, prompts: dict[str, str], task: DomainTask, *, stage: str, role: str, user: str
+) -> dict[str, Any]:
+    agent = f"{role}_{task['index'] + 1}"
+    reply = call_agent(
+        ctx,
+        stage=stage,
+        role=role,
+        agent=agent,
+        system=render(prompts, f"{stage}.system", domain=task["domain"]),
+        user=user,
+        max_tokens=ctx.analysis_max_tokens,
+        domain=task["domain"],
+    )
+    text = reply.text.strip()
+    failures = []
+    if not text:
+        failures.append(failure(reply, stage, agent, "empty analysis"))
+        text = f"(The {task['domain']} expert gave no analysis.)"
+    part = AnalysisPart(index=task["index"], domain=task["domain"], analysis=text)
+    return {f"{stage}_parts": [part], "failures": failures, "trace": [reply.trace]}
+
+
+def question_analysis(task: DomainTask, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """Stage 3, one branch: one question expert's independent analysis."""
+    ctx = context_of(runtime, MedAgentsContext)
+    prompts = ctx.templates()
+    user = render(prompts, "question_analysis.user", question=task["question"], domain=task["domain"])
+    return _analyse(ctx, prompts, task, stage="question_analysis", role="question_expert", user=user)
+
+
+def option_analysis(task: DomainTask, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """Stage 4, one branch: one option expert judges every option, given all question analyses."""
+    ctx = context_of(runtime, MedAgentsContext)
+    prompts = ctx.templates()
+    user = render(
+        prompts,
+        "option_analysis.user",
+        question=task["question"],
+        options=format_options(task["options"]),
+        domain=task["domain"],
+        question_analyses=_analysis_block(prompts, "option_analysis.item", task["question_analyses"]),
+    )
+    return _analyse(ctx, prompts, task, stage="option_analysis", role="option_expert", user=user)
+
+
+def _merged(parts: list[AnalysisPart]) -> dict[str, str]:
+    # Domains are distinct (parse_domains), so no expert's analysis overwrites another's.
+    return {p["domain"]: p["analysis"] for p in sorted(parts, key=lambda p: p["index"])}
+
+
+def merge_question_analyses(state: MedAgentsState) -> dict[str, Any]:
+    return {"question_analyses": _merged(state["question_analysis_parts"])}
+
+
+def merge_option_analyses(state: MedAgentsState) -> dict[str, Any]:
+    return {"option_analyses": _merged(state["option_analysis_parts"])}
+
+
+# -- stage 5: report summarization -------------------------------------------------------------------
+def synthesis(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """Stage 5: all analyses -> "Key Knowledge / Total Analysis"; the report keeps both."""
+    ctx = context_of(runtime, MedAgentsContext)
+    prompts = ctx.templates()
+    options_text = format_options(state.get("options"))
+
+    def reports(key: str, analyses: dict[str, str]) -> str:
+        return "\n\n".join(
+            render(
+                prompts,
+                key,
+                domain=d,
+                analysis=a,
+                number=i + 1,
+                question=state["question"],
+                options=options_text,
+            )
+            for i, (d, a) in enumerate(analyses.items())
+        )
+
+    user = render(
+        prompts,
+        "synthesis.user",
+        question=state["question"],
+        options=options_text,
+        question_reports=reports("synthesis.question_item", state["question_analyses"]),
+        option_reports=reports("synthesis.option_item", state["option_analyses"]),
+    )
+    reply = call_agent(
+        ctx,
+        stage="synthesis",
+        role="synthesizer",
+        agent="synthesizer",
+        system=render(prompts, "synthesis.system"),
+        user=user,
+        max_tokens=ctx.synthesis_max_tokens,
+    )
+    parsed = parse_report(reply.text)
+    problems = []
+    key_knowledge = parsed.key_knowledge
+    total_analysis = parsed.total_analysis
+    if key_knowledge is None:
+        problems.append("no 'Key Knowledge:' section")
+        key_knowledge = ""
+    if total_analysis is None:
+        # The original crashed here; fall back to the reply itself (minus a Key Knowledge part).
+        problems.append("no 'Total Analysis:' section; the reply is used as the analysis")
+        total_analysis = "" if parsed.key_knowledge is not None else reply.text.strip()
+    failures = [failure(reply, "synthesis", "synthesizer", "; ".join(problems))] if problems else []
+    report = build_report(prompts, state["question"], state.get("options"), key_knowledge, total_analysis)
+    return {
+        "key_knowledge": key_knowledge,
+        "total_analysis": total_analysis,
+        "syn_report": report,
+        "syn_repo_history": [report],
+        "attempt": 0,
+        "failures": failures,
+        "trace": [reply.trace],
+    }
+
+
+# -- decision making ---------------------------------------------------------------------------------
+def decision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
+    """Decision making: the answer from the (last) report, or from the analyses for anal_only."""
+    ctx = context_of(runtime, MedAgentsContext)
+    prompts = ctx.templates()
+    options = state.get("options") or {}
+    common = dict(letters=_letters(options), answer_format=_answer_format(prompts, options))
+    if ctx.method == "anal_only":
+        user = render(
+            prompts,
+            "answer_analyses.user",
+            question=state["question"],
+            options=format_options(options),
+            question_analyses=_analysis_block(prompts, "answer_analyses.item", state["question_analyses"]),
+            option_analyses=_analysis_block(prompts, "answer_analyses.item", state["option_analyses"]),
+            **common,
+        )
+        system = render(prompts, "answer_analyses.system")
+    else:
+        user = render(prompts, "answer_report.user", report=state["syn_report"], **common)
+        system = render(prompts, "answer_report.system")
+    return _decide(ctx, state, stage="decision", system=system, user=user, max_tokens=ctx.answer_max_tokens)
