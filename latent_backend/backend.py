@@ -10,12 +10,19 @@ from fresh copies, so no stored entry is ever mutated by a forward pass.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from transformers import DynamicCache
 
+from latent_backend.batch_cache import (
+    BatchPrefix,
+    assemble,
+    pad_prompts,
+    plan_chunks,
+    prompt_positions,
+    row_layers,
+)
 from latent_backend.batching import MicroBatcher
 from latent_backend.errors import PromptError
 from latent_backend.kv_store import KVStore, LayerKV
@@ -30,15 +37,6 @@ from latent_backend.requests import (
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
-
-
-@dataclass
-class _Prefix:
-    """A left-padded batch cache assembled from handles."""
-
-    cache: DynamicCache | None
-    mask: torch.Tensor  # [B, P] long
-    next_position: torch.Tensor  # [B] long
 
 
 class LatentBackend:
@@ -107,7 +105,7 @@ class LatentBackend:
         return aligned * (target_norm / aligned.norm(dim=-1, keepdim=True).clamp_min(1e-6))
 
     # -- batch assembly ---------------------------------------------------------------------------
-    def _prefix(self, handles: list[KVHandle | None], store: KVStore | None) -> _Prefix:
+    def _prefix(self, handles: list[KVHandle | None], store: KVStore | None) -> BatchPrefix:
         rows: list[list[LayerKV] | None] = []
         for handle in handles:
             if handle is None:
@@ -117,56 +115,12 @@ class LatentBackend:
                 raise ValueError("a KV handle was given without a KV store")
             # Read-only view: the rows are copied into the padded batch cache by _assemble.
             rows.append(store.get(handle, model_id=self.model_id, copy=False))
-        return self._assemble(rows, [h["next_position"] if h else 0 for h in handles])
-
-    def _assemble(self, rows: list[list[LayerKV] | None], next_positions: list[int]) -> _Prefix:
-        """A left-padded batch cache (and its mask) from single-sequence caches."""
-        batch = len(rows)
-        lengths = [layers[0].keys.shape[1] if layers else 0 for layers in rows]
-        width = max(lengths, default=0)
-        next_position = torch.tensor(next_positions, dtype=torch.long)
-        mask = torch.zeros(batch, width, dtype=torch.long)
-        if width == 0:
-            return _Prefix(None, mask, next_position)
-        reference = next(layers for layers in rows if layers)
-        kv_heads, _, head_dim = reference[0].keys.shape
-        pairs = []
-        for layer in range(len(reference)):
-            keys = torch.zeros(batch, kv_heads, width, head_dim, dtype=self.loaded.dtype, device=self.device)
-            values = torch.zeros_like(keys)
-            for row, layers in enumerate(rows):
-                if layers:
-                    keys[row, :, width - lengths[row] :] = layers[layer].keys
-                    values[row, :, width - lengths[row] :] = layers[layer].values
-            pairs.append((keys, values))
-        for row, length in enumerate(lengths):
-            mask[row, width - length :] = 1
-        return _Prefix(DynamicCache(pairs), mask, next_position)
-
-    @staticmethod
-    def _row_layers(cache: DynamicCache, row: int, keep: torch.Tensor) -> list[LayerKV]:
-        """One row's cache positions where `keep` is true, as fresh tensors."""
-        index = keep.nonzero().squeeze(1).to(cache.layers[0].keys.device)
-        return [
-            LayerKV(layer.keys[row].index_select(1, index), layer.values[row].index_select(1, index))
-            for layer in cache.layers
-        ]
-
-    def _pad_prompts(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros(len(prompts), width, dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[row, width - len(prompt) :] = 1
-        return ids, mask
-
-    @staticmethod
-    def _positions(start: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
-        # Real tokens continue from each row's next position; pad slots get a harmless copy.
-        positions = start[:, None] + new_mask.cumsum(dim=1) - 1
-        return positions.clamp_min(0) * new_mask + start[:, None] * (1 - new_mask)
+        return assemble(
+            rows,
+            [h["next_position"] if h else 0 for h in handles],
+            dtype=self.loaded.dtype,
+            device=self.device,
+        )
 
     def _prefill(
         self,
@@ -181,8 +135,8 @@ class LatentBackend:
         Returns (model output, attention mask over cache + prompt, prompt position ids, cache width).
         """
         prefix = self._prefix(handles, store)
-        ids, prompt_mask = self._pad_prompts(prompts)
-        positions = self._positions(prefix.next_position, prompt_mask)
+        ids, prompt_mask = pad_prompts(prompts, self.tokenizer.pad_token_id)
+        positions = prompt_positions(prefix.next_position, prompt_mask)
         mask = torch.cat([prefix.mask, prompt_mask], dim=1)
         out = self._forward(
             decoder_only=decoder_only,
@@ -258,7 +212,7 @@ class LatentBackend:
                 keep[:prefix_width] = False
             if request.handoff == "latent":
                 keep[: mask.shape[1] - steps] = False
-            layers = self._row_layers(cache, row, keep)
+            layers = row_layers(cache, row, keep)
             handle = store.put(
                 layers,
                 model_id=self.model_id,
@@ -369,10 +323,10 @@ class LatentBackend:
                 [requests[i].kv for i in chunk], [prompts[i] for i in chunk], store, decoder_only=False
             )
             for slot, row in enumerate(chunk):
-                rows[row] = self._row_layers(out.past_key_values, slot, mask[slot].bool())
+                rows[row] = row_layers(out.past_key_values, slot, mask[slot].bool())
                 last_logits[row] = out.logits[slot, -1]
                 next_positions[row] = int(positions[slot, -1]) + 1
-        merged = self._assemble(rows, next_positions)
+        merged = assemble(rows, next_positions, dtype=self.loaded.dtype, device=self.device)
         return torch.stack(last_logits), merged.cache, merged.mask, merged.next_position
 
     @staticmethod
@@ -406,36 +360,6 @@ class LatentBackend:
     def submit_rollout(self, request: RolloutRequest, store: KVStore) -> RolloutResult:
         key = ("rollout", request.latent_steps, request.realign, id(store))
         return self.batcher.submit(key, request, lambda batch: self.rollout(batch, store))
-
-
-# A forward pass costs about this many prompt tokens' worth of time on its own (weights are read
-# once per pass whatever the batch): measured ~47 ms per single-position pass vs ~450 prompt tok/s.
-FORWARD_OVERHEAD_TOKENS = 24
-
-
-def plan_chunks(lengths: list[int], *, forwards: int = 1) -> list[list[int]]:
-    """Split a batch into chunks of similar length that minimise padded work.
-
-    Rows are sorted by length and cut into contiguous groups; a group costs rows x its longest
-    prompt, plus `forwards` passes of fixed overhead (a rollout adds one pass per latent step).
-    Exact dynamic programming over the sorted rows (batches are small). Returns row indices.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    sorted_lengths = [lengths[i] for i in order]
-    count = len(order)
-    best = [0.0] + [float("inf")] * count  # best[j]: cost of the first j sorted rows
-    cut = [0] * (count + 1)
-    for end in range(1, count + 1):
-        for start in range(end):
-            cost = best[start] + (end - start) * sorted_lengths[end - 1] + forwards * FORWARD_OVERHEAD_TOKENS
-            if cost < best[end]:
-                best[end], cut[end] = cost, start
-    chunks = []
-    end = count
-    while end > 0:
-        chunks.append(order[cut[end] : end])
-        end = cut[end]
-    return chunks[::-1]
 
 
 _backends: dict[str, LatentBackend] = {}
