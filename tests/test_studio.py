@@ -1,4 +1,5 @@
-"""`langgraph dev` serves every graph of langgraph.json (started, queried, stopped by PID)."""
+"""`langgraph dev` serves every graph of langgraph.json with the input, output and context schemas
+Studio renders as forms (started, queried over HTTP, stopped by PID)."""
 
 import json
 import os
@@ -12,6 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from runners.methods import METHODS
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +34,12 @@ def post(url: str, body: dict) -> object:
         return json.loads(response.read())
 
 
-def test_langgraph_dev_lists_every_graph(tmp_path):
+def get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_langgraph_dev_serves_every_graph_with_its_schemas(tmp_path):
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent))
     if cli is None:
         pytest.fail("langgraph-cli is not installed: pip install -e '.[dev]'")
@@ -58,8 +66,14 @@ def test_langgraph_dev_lists_every_graph(tmp_path):
         assistants = post(f"http://127.0.0.1:{port}/assistants/search", {"limit": 50})
         graph_ids = {a["graph_id"] for a in assistants}
         expected = set(json.loads((ROOT / "langgraph.json").read_text())["graphs"])
-        assert expected == {"baseline", "text_mas", "latent_mas", "medagents", "debate"}
+        assert expected == set(METHODS)
         assert expected <= graph_ids
+        for assistant in assistants:
+            if assistant["graph_id"] not in expected:
+                continue
+            schemas = get(f"http://127.0.0.1:{port}/assistants/{assistant['assistant_id']}/schemas")
+            for kind in ("input_schema", "output_schema", "context_schema"):
+                assert schemas.get(kind) and schemas[kind].get("properties"), (assistant["graph_id"], kind)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

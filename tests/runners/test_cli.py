@@ -146,3 +146,18 @@ def test_a_question_longer_than_the_context_fails_alone_and_the_run_keeps_the_re
     items = {item.item_id: item for item in RunStore(db).items("long")}
     assert items["ok"].status == "done"
     assert items["huge"].status == "failed" and "context length" in items["huge"].error
+
+
+def test_runs_list_stays_light(tmp_path):
+    """Commands that only read the run store never import torch or transformers."""
+    import subprocess
+    import sys
+
+    db = str(tmp_path / "light.db")
+    code = (
+        "import sys\nfrom runners.cli import main\n"
+        f"assert main(['runs', '--db', {db!r}, 'list', '--json']) == 0\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
