@@ -246,7 +246,8 @@ KILL_ATTACKS = {
         pid = os.getppid()
         while pid > 0:
             parent = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
+            if os.getpgid(pid) not in (0, os.getpgrp()):  # not its own group, which holds the attacker
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
             pid = parent
     """,
 }
