@@ -120,7 +120,10 @@ def _stop_strict(proc: subprocess.Popen[bytes], info_path: Path, uid: int) -> No
     if proc.poll() is None:
         init = _sandbox_init(info_path)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(init, signal.SIGKILL) if init else proc.kill()
+            if init:
+                os.kill(init, signal.SIGKILL)
+            else:  # not set up yet: bwrap's death takes its child along (--die-with-parent)
+                proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
         if proc.poll() is None:

@@ -255,17 +255,23 @@ def test_strict_mode_sees_only_the_interpreter_and_a_private_tmp(strict: None) -
         print(sorted(os.listdir("/")))
         print(os.getuid(), os.getpid())
         open("/tmp/scratch", "w").write("fine")  # the one writable place
+        print(sorted(os.listdir("/proc/self/fd")))  # 3 is the listing's own
         for path in ("/x", "/usr/x", "/dev/x", sys.prefix + "/x"):
             try:
                 open(path, "w")
             except OSError as exc:
                 print(type(exc).__name__)
+        try:  # the supervisor, process 1, is not dumpable: its open files are out of reach
+            os.listdir("/proc/1/fd")
+        except PermissionError:
+            print("PermissionError")
     """)
     result = run_untrusted(code, mode="strict")
     assert result.ok, result.stderr
-    top, ids, *errors = result.stdout.splitlines()
+    top, ids, fds, *errors = result.stdout.splitlines()
     system = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr"}
     interpreter = {Path(sys.prefix).parts[1], Path(sys.base_prefix).parts[1]}
     assert set(top.strip("[]").replace("'", "").split(", ")) <= system | interpreter
     assert ids == "1000 2"  # the code is process 2: process 1 is its supervisor
-    assert errors == ["OSError"] * 4
+    assert fds == "['0', '1', '2', '3']"
+    assert errors == ["OSError"] * 4 + ["PermissionError"]
