@@ -8,8 +8,10 @@ when the grader runs as root.
 
 Invariants of the default ("strict") mode, which needs Linux and bubblewrap (see
 `tasks.sandbox_policy` for what exactly the code sees):
-- own user, mount, PID, network, IPC and UTS namespaces; no network at all (not even loopback);
-  no further user namespaces; no capabilities; as root, an unprivileged uid of its own;
+- own user, mount, PID, network, IPC and UTS namespaces; no further user namespaces; no
+  capabilities. As root (the CI and evaluation set-up): an unprivileged uid of its own, and no
+  network at all, not even loopback; for a non-root caller the network namespace has only its
+  own loopback, and the code runs as the caller's uid (which can reach nothing of the caller);
 - a read-only view of /usr and of the interpreter's directories, and nothing else of the host;
   the only writable place is a tmpfs of `max_disk_mb` at /tmp (working directory, HOME, TMPDIR);
 - the supervisor is process 1 of the PID namespace: the code cannot signal or ptrace it, nor see

@@ -9,9 +9,11 @@ packages), a fresh /proc, five harmless devices, and a size-limited tmpfs at /tm
 only writable place (also behind /dev/shm). Nothing else of the host exists inside: no /etc
 beyond the linker files, no /home, /root, /var, /run, no project tree, no caller files.
 
-As root the chain that starts bubblewrap first moves itself into the run's memory cgroup, then
-switches to the run's own unprivileged uid (`setpriv`), so bubblewrap and the code hold no
-privilege and their process limit counts the run alone. Interpreter directories that uid cannot
+As root the chain that starts bubblewrap makes the network namespace itself (`unshare --net`:
+owned by the initial user namespace, its loopback stays down for good; bwrap's own would be up),
+moves itself into the run's memory cgroup, then switches to the run's own unprivileged uid
+(`setpriv`), so bubblewrap and the code hold no privilege and their process limit counts the run
+alone. Interpreter directories that uid cannot
 reach (e.g. /root/.pyenv, under the root-only /root) are first bind-mounted onto world-reachable
 empty directories in a private mount namespace of the chain (`unshare --mount`), never on the
 host; bubblewrap then mounts those, read-only, at their original paths - and nothing else of
