@@ -28,10 +28,9 @@ import pytest
 import tasks
 from tasks import TaskItem, get_task
 from tasks.base import Grade
-from tasks.sandbox import strict_unavailable
 from tasks.sandbox_cgroup import unavailable_reason as cgroup_unavailable
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("strict_sandbox")]
 
 # HumanEval+ style: the tests import numpy and compare through an `assertion` helper.
 ITEM = TaskItem(
@@ -79,14 +78,6 @@ SOLUTION = textwrap.dedent("""
         ordered = sorted(numbers)
         return any(b - a < threshold for a, b in zip(ordered, ordered[1:]))
 """)
-
-
-@pytest.fixture(autouse=True)
-def strict_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MASGRAPH_SANDBOX", raising=False)
-    reason = strict_unavailable()
-    if reason:
-        pytest.skip(f"the namespaced sandbox is unavailable here: {reason}")
 
 
 def grade(attack: str, *, solution: str = SOLUTION) -> Grade:
