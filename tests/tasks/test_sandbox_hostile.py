@@ -196,7 +196,8 @@ def test_a_local_server_cannot_be_reached() -> None:
             thread.join()
     assert connections == []
     assert not result.correct
-    assert "Network is unreachable" in (result.detail or "")
+    # As root the sandbox has no network at all; otherwise only a loopback of its own.
+    assert "Network is unreachable" in (result.detail or "") or "Connection refused" in (result.detail or "")
 
 
 def test_a_daemon_does_not_outlive_the_grade() -> None:
