@@ -59,7 +59,7 @@ class MemoryCgroup:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.01)
-        with contextlib.suppress(OSError):  # busy only if a process outlived SIGKILL: retried never
+        with contextlib.suppress(OSError):  # busy only if a process outlived SIGKILL: left behind, empty
             self.path.rmdir()
 
 
