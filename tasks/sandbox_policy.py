@@ -187,8 +187,6 @@ def _bwrap_options(
             options += ["--ro-bind", str(host), str(host)]
     for path in _LINKER_FILES:
         options += ["--ro-bind-try", path, path]
-    for source, target in binds:
-        options += ["--ro-bind", str(source), str(target)]
     options += ["--proc", "/proc"]
     for device in _DEVICES:
         options += ["--dev-bind-try", f"/dev/{device}", f"/dev/{device}"]
@@ -196,6 +194,8 @@ def _bwrap_options(
     for number, name in enumerate(("stdin", "stdout", "stderr")):
         options += ["--symlink", f"/proc/self/fd/{number}", f"/dev/{name}"]
     options += ["--size", str(disk_bytes), "--tmpfs", WORKDIR, "--symlink", WORKDIR, "/dev/shm"]
+    for source, target in binds:  # after the tmpfs, which would hide an interpreter kept in /tmp
+        options += ["--ro-bind", str(source), str(target)]
     options += ["--file", str(source_fd), f"{WORKDIR}/main.py"]
     # The root (and /dev in it) is bwrap's own tmpfs: read-only, so /tmp is the one writable place.
     options += ["--remount-ro", "/", "--chdir", WORKDIR, "--info-fd", str(info_fd)]

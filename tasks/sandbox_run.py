@@ -58,7 +58,8 @@ def run_strict(logdir: Path, interpreter: str, limits: Limits, uid: int) -> Outc
     assert isinstance(tools, sandbox_policy.Tools)  # _choose_mode() refused otherwise
     # tmpfs pages are RAM too: the cgroup holds the code's memory and its temp dir.
     cgroup = sandbox_cgroup.create((limits.memory_mb + limits.max_disk_mb) * 2**20)
-    stage = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-stage-")) if uid >= 0 else None
+    # In /tmp, which the run's uid can traverse (the caller's TMPDIR might not be).
+    stage = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-stage-", dir="/tmp")) if uid >= 0 else None
     outcome = Outcome()
     try:
         if stage is not None:
@@ -91,6 +92,7 @@ def run_strict(logdir: Path, interpreter: str, limits: Limits, uid: int) -> Outc
             )
             proc = subprocess.Popen(
                 launch.argv,
+                cwd="/",  # not the caller's directory, which the run's uid may not reach
                 env=_child_env(sandbox_policy.WORKDIR),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
