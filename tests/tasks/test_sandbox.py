@@ -268,3 +268,13 @@ def test_strict_mode_sees_only_the_interpreter_and_a_private_tmp(strict_sandbox:
     assert ids == "1000 2"  # the code is process 2: process 1 is its supervisor
     assert fds == "['0', '1', '2', '3']"
     assert errors == ["OSError"] * 4 + ["PermissionError"]
+
+
+def test_interpreter_roots_are_the_installation_and_the_virtual_environment(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /opt/python/3.11/bin\n")
+    (venv / "bin" / "python").symlink_to("/opt/python/3.11/bin/python3.11")
+    assert sandbox_policy.interpreter_roots(str(venv / "bin" / "python")) == [Path("/opt/python/3.11"), venv]
+    assert sandbox_policy.interpreter_roots("/usr/bin/python3") == []  # /usr is mounted anyway
+    assert sandbox_policy.interpreter_roots("/bin/python3") == []  # never the whole root
