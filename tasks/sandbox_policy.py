@@ -49,9 +49,9 @@ _DEVICES = ("null", "zero", "full", "random", "urandom")
 _TOP_LEVEL = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 _LINKER_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 
-# Run by /bin/sh as root, between `unshare --mount` and `setpriv`: join the run's cgroup (so every
+# Run by /bin/sh as root, after `unshare` and before `setpriv`: join the run's cgroup (so every
 # later process is in it), then the bind mounts that make root-only interpreter directories
-# reachable. Arguments: cgroup.procs path ("" for none), mount binary, SOURCE TARGET pairs, "--",
+# reachable (in the chain's private mount namespace). Arguments: cgroup.procs path ("" for none), mount binary, SOURCE TARGET pairs, "--",
 # the rest of the command.
 _CHAIN_SCRIPT = r"""
 procs=$1 mount=$2
@@ -117,7 +117,7 @@ def interpreter_roots(python: str) -> list[Path]:
             if key.strip() == "home" and value.strip():
                 candidates.append(Path(value.strip()).parent)
     roots: list[Path] = []
-    for path in sorted({Path(os.path.abspath(p)) for p in candidates}, key=lambda p: len(p.parts)):
+    for path in sorted({Path(os.path.abspath(p)) for p in candidates}, key=lambda p: (len(p.parts), p)):
         if len(path.parts) < 2 or path.is_relative_to("/usr") or any(path.is_relative_to(r) for r in roots):
             continue
         roots.append(path)
