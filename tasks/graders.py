@@ -197,11 +197,16 @@ class WinograndeTask(ChoiceTask):
 
 class CodeTask(Task):
     """Code generation: the last ```python block plus the item's tests, run in the sandbox; the
-    item passes when that program exits cleanly within the time limit."""
+    item passes when that program exits cleanly within the time limit. `memory_mb` and
+    `max_disk_mb` cap the whole run (see `tasks.sandbox.run_untrusted`)."""
 
-    def __init__(self, name: str, *, timeout_s: float = 10) -> None:
+    def __init__(
+        self, name: str, *, timeout_s: float = 10, memory_mb: int = 1024, max_disk_mb: int = 64
+    ) -> None:
         super().__init__(name, "Write the complete solution as Python code in one ```python code block.")
         self.timeout_s = timeout_s
+        self.memory_mb = memory_mb
+        self.max_disk_mb = max_disk_mb
 
     def prompt(self, item: TaskItem) -> str:
         question = item.question.strip()
@@ -218,7 +223,11 @@ class CodeTask(Task):
 
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
         result = run_untrusted(
-            build_program(prediction, item), timeout_s=self.timeout_s, cpu_s=max(1, int(self.timeout_s))
+            build_program(prediction, item),
+            timeout_s=self.timeout_s,
+            cpu_s=max(1, int(self.timeout_s)),
+            memory_mb=self.memory_mb,
+            max_disk_mb=self.max_disk_mb,
         )
         return result.ok, result.reason
 

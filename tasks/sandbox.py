@@ -1,47 +1,41 @@
-"""Running untrusted (model-written) Python in a separate, limited process.
+"""Running untrusted (model-written) Python as a contained process: a security boundary on Linux.
 
-The threat model is a model's buggy code - infinite loops, fork bombs, huge allocations, endless
-output, stray background processes - not a determined attacker; see "Limits" below.
+Threat model: the code is hostile. It may try to read secrets (/etc/shadow, /root, home
+directories, the project tree, the run databases, the model cache), write anywhere, reach the
+network or local services, signal or kill the grader, leave processes behind, or exhaust the
+machine's memory, disk, processes or CPU. It runs with the caller's privileges at best - root,
+when the grader runs as root.
 
-How one run is contained:
-- a fresh interpreter in its own session and process group, in an empty temporary directory
-  that is removed afterwards; stdin is /dev/null; the environment is built from scratch (PATH,
-  LANG, HOME=the temp dir, PYTHONHASHSEED), so no API key or other secret of the parent leaks;
-- resource limits: CPU seconds, address space (a 10 GB allocation is a MemoryError), file size
-  (which also caps stdout/stderr: they go to files, not pipes, so the parent never buffers an
-  endless print), open files, no core dumps, and a process limit;
-- a wall-clock timeout, after which - and after every normal exit too - every process of the
-  run's process group is killed with SIGKILL, and so is every process of the run's own user id
-  (below), which also catches children that left the group with setsid().
+Invariants of the default ("strict") mode, which needs Linux and bubblewrap (see
+`tasks.sandbox_policy` for what exactly the code sees):
+- own user, mount, PID, network, IPC and UTS namespaces; no further user namespaces; no
+  capabilities. As root (the CI and evaluation set-up): an unprivileged uid of its own, and no
+  network at all, not even loopback; for a non-root caller the network namespace has only its
+  own loopback, and the code runs as the caller's uid (which can reach nothing of the caller);
+- a read-only view of /usr and of the interpreter's directories, and nothing else of the host;
+  the only writable place is a tmpfs of `max_disk_mb` at /tmp (working directory, HOME, TMPDIR);
+- the supervisor is process 1 of the PID namespace: the code cannot signal or ptrace it, nor see
+  or signal any process outside; when the code's main process ends, or at the deadline, process
+  1 ends and the kernel kills every process of the namespace, so nothing outlives a run;
+- the whole process tree shares one memory cgroup of `memory_mb` (plus the tmpfs, which lives in
+  RAM) where the caller may create cgroups (root); elsewhere each process has an address-space
+  limit of `memory_mb` and there are at most `max_processes`. CPU seconds, file size, open files
+  and core dumps are limited per process; stdout/stderr go to files outside the sandbox, capped by
+  the file size limit and cut to `max_output_chars`.
+If a run cannot be set up the code is not run: the result says why ("sandbox setup failed: ...").
 
-The limits are set by a small trusted supervisor interpreter (see `_SUPERVISOR`) in the child it
-forks just before exec()ing the code, instead of by a `preexec_fn`: preexec_fn is unsafe in a
-threaded parent (the evaluation runner grades from a thread pool), while rlimits survive exec().
-The supervisor also reaps whatever the code leaves behind, so no zombie outlives a run.
-
-Root: Linux does not enforce RLIMIT_NPROC for uid 0 (nor for CAP_SYS_RESOURCE/CAP_SYS_ADMIN), so
-as root a fork bomb would be stopped only by the timeout, after exhausting the machine's pids.
-The supervisor's child therefore drops every capability from the bounding set and switches the
-*real* uid to a fresh, unused uid before exec: the code runs with no capabilities, and the process
-limit counts against that uid alone. The effective uid stays 0 so that the interpreter, which may
-live in a root-only directory such as /root/.pyenv, stays readable. If any of this fails the run
-fails closed ("sandbox setup failed"), never running the code unconfined.
-
-Limits: this is not a security boundary against malicious code. Code running with effective uid
-0 can write root-owned files, and can restore its real uid to 0 (after which forks are no longer
-limited); a non-root parent shares its user id with the code. Use a container or VM for hostile
-input.
+Where strict mode is impossible (no bubblewrap, no user namespaces, not Linux) runs are refused
+with a one-line reason, unless the caller opts into "weak" mode (MASGRAPH_SANDBOX=weak or
+mode="weak"): process limits, a fresh uid and process sweeps only, which contain buggy code but
+are no boundary (the code can read and write what the caller can, and reach the network).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import logging
 import os
-import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,11 +43,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SandboxResult", "run_untrusted"]
+from tasks import sandbox_policy, sandbox_supervisor
+from tasks.sandbox_procs import release_uid, reserve_uid
+from tasks.sandbox_run import Limits, Outcome, run_strict, run_weak
 
-_SETUP_FAILED = 125  # the exit code of a child that could not apply the limits
-_UID_LOCK = threading.Lock()
-_UIDS_IN_USE: set[int] = set()
+__all__ = ["SandboxResult", "run_untrusted", "strict_unavailable"]
+
+log = logging.getLogger(__name__)
+_SETUP_FAILED = sandbox_supervisor.SETUP_FAILED
+_WARNED: set[str] = set()
+_PROBE_LOCK = threading.Lock()
+_PROBED: dict[str, str | None] = {}
 
 
 @dataclass(frozen=True)
@@ -69,87 +69,6 @@ class SandboxResult:
     duration_s: float = 0.0
 
 
-# The supervisor: a small trusted interpreter between the caller and the untrusted code. It makes
-# itself the "child subreaper" of the run, so processes orphaned by the code are re-parented to it
-# rather than to pid 1 (which, in a container, often never reaps them: they would stay zombies).
-# It forks the child that applies the limits and exec()s the code; when that child ends it kills
-# every other process of the run, reaps them all, writes the child's wait status and exits.
-_SUPERVISOR = r"""
-import ctypes, json, os, resource, sys, time
-
-cfg = json.loads(sys.argv[1])
-uid = cfg["uid"]
-linux = sys.platform.startswith("linux")
-libc = ctypes.CDLL(None, use_errno=True)
-
-def prctl(option, arg):
-    if libc.prctl(option, arg, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), f"prctl({option}, {arg}) failed")
-
-def confine():
-    for name, soft, hard in cfg["limits"]:
-        resource.setrlimit(getattr(resource, name), (soft, hard))
-    if uid >= 0:
-        with open("/proc/sys/kernel/cap_last_cap") as f:
-            last_cap = int(f.read())
-        for cap in range(last_cap + 1):
-            prctl(24, cap)  # PR_CAPBSET_DROP: exec() as euid 0 then grants no capability
-        os.setresuid(uid, 0, 0)
-    if linux:
-        prctl(38, 1)  # PR_SET_NO_NEW_PRIVS: no setuid binaries either
-    os.execv(cfg["argv"][0], cfg["argv"])
-
-def others():
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{name}/status") as f:
-                ruid = next(int(line.split()[1]) for line in f if line.startswith("Uid:"))
-        except (OSError, StopIteration, IndexError, ValueError):
-            continue
-        if fields[0] != "Z" and (int(fields[2]) == os.getpgrp() or (uid >= 0 and ruid == uid)):
-            found.append(int(name))
-    return found
-
-try:
-    if linux:
-        prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
-    child = os.fork()
-except BaseException as exc:
-    sys.stderr.write(f"sandbox setup failed: {exc!r}\n")
-    os._exit(125)
-if child == 0:
-    try:
-        confine()
-    except BaseException as exc:
-        sys.stderr.write(f"sandbox setup failed: {exc!r}\n")
-        sys.stderr.flush()
-    os._exit(125)
-
-status = None
-while True:
-    try:
-        pid, wait_status = os.waitpid(-1, 0 if status is None else os.WNOHANG)
-    except ChildProcessError:
-        break
-    if pid == child:
-        status = wait_status
-    if status is not None and pid == 0:  # the code is done; whatever it left running goes
-        for other in (others() if linux else []):
-            try:
-                os.kill(other, 9)
-            except OSError:
-                pass
-        time.sleep(0.005)
-with open(cfg["status_path"], "w") as f:
-    f.write(str(status))
-"""
-
-
 def run_untrusted(
     code: str,
     *,
@@ -158,129 +77,146 @@ def run_untrusted(
     memory_mb: int = 1024,
     max_processes: int = 64,
     max_file_mb: int = 16,
+    max_disk_mb: int = 64,
     max_output_chars: int = 8000,
     python: str | None = None,
+    mode: str | None = None,
 ) -> SandboxResult:
-    """Run `code` as a Python script in a contained child process and report how it ended.
+    """Run `code` as a Python script in the sandbox and report how it ended. Never raises for
+    anything the code does; a refused or failed set-up is a failed result with the reason.
 
-    `max_processes` counts processes and threads of the run (as root: of the run's own uid; as a
-    non-root user: on top of what that user already runs). `stdout`/`stderr` are cut to
-    `max_output_chars` each (keeping both ends, since a traceback ends the stream).
+    `mode` is "strict" or "weak"; None reads MASGRAPH_SANDBOX (default strict). `max_processes`
+    counts processes and threads of the run; `stdout`/`stderr` are cut to `max_output_chars`
+    each (keeping both ends, since a traceback ends the stream).
     """
-    if min(timeout_s, cpu_s, memory_mb, max_processes, max_file_mb, max_output_chars) <= 0:
+    if min(timeout_s, cpu_s, memory_mb, max_processes, max_file_mb, max_disk_mb, max_output_chars) <= 0:
         raise ValueError("sandbox limits must be positive")
-    if os.name != "posix":
-        return SandboxResult(False, None, "", "", False, "sandbox setup failed: needs a POSIX system")
-    as_root = os.geteuid() == 0
-    if as_root and not sys.platform.startswith("linux"):
-        return SandboxResult(
-            False, None, "", "", False, "sandbox setup failed: running as root is only contained on Linux"
-        )
-    interpreter = python or sys.executable
-    workdir = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-"))
-    logdir = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-log-"))  # not in the code's directory
-    uid = _reserve_uid() if as_root else -1
+    if mode is not None and mode not in sandbox_policy.MODES:
+        raise ValueError(f"sandbox mode must be one of {sandbox_policy.MODES}, got {mode!r}")
+    limits = Limits(timeout_s, int(cpu_s), memory_mb, max_processes, max_file_mb, max_disk_mb)
+    chosen, refusal = _choose_mode(mode)
+    if refusal:
+        return _refused(refusal)
+    interpreter = shutil.which(python) if python else sys.executable
+    if not interpreter:
+        return _refused(f"sandbox setup failed: no interpreter {python!r}")
+    logdir = Path(tempfile.mkdtemp(prefix="masgraph-sandbox-log-"))  # never visible to the code
+    uid = reserve_uid() if os.geteuid() == 0 else -1
     try:
-        (workdir / "main.py").write_text(code, encoding="utf-8")
-        nproc = max_processes if as_root else _task_count(os.getuid()) + max_processes
-        memory, fsize = memory_mb * 2**20, max_file_mb * 2**20
-        config = {
-            "uid": uid,
-            "status_path": str(logdir / "status"),
-            # SIGXCPU at the soft CPU limit, SIGKILL a second later.
-            "limits": [
-                ("RLIMIT_CPU", int(cpu_s), int(cpu_s) + 1),
-                ("RLIMIT_AS", memory, memory),
-                ("RLIMIT_FSIZE", fsize, fsize),
-                ("RLIMIT_NOFILE", 256, 256),
-                ("RLIMIT_CORE", 0, 0),
-                ("RLIMIT_NPROC", nproc, nproc),
-            ],
-            # -s: no user site-packages; -P: no script dir ahead of the stdlib; -B: write no .pyc.
-            # Not -I/-E: the environment is ours, and PYTHONHASHSEED should take effect.
-            "argv": [interpreter, "-s", "-P", "-B", "main.py"],
-        }
+        (logdir / "main.py").write_text(code, encoding="utf-8")
         started = time.monotonic()
-        with open(logdir / "stdout", "wb") as out, open(logdir / "stderr", "wb") as err:
-            supervisor = subprocess.Popen(
-                [interpreter, "-I", "-c", _SUPERVISOR, json.dumps(config)],
-                cwd=workdir,
-                env=_child_env(workdir),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-                close_fds=True,
-            )
-            timed_out = False
-            try:
-                supervisor.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                _stop(supervisor, uid)
+        run = run_strict if chosen == "strict" else run_weak
+        try:
+            outcome = run(logdir, os.path.abspath(interpreter), limits, uid)
+        except OSError as exc:  # e.g. a tool vanished, or no space for the log files
+            return _refused(f"sandbox setup failed: {exc}")
         duration = time.monotonic() - started
-        status_file = logdir / "status"
-        status = status_file.read_text().strip() if status_file.exists() else ""
-        if status.isdigit():
-            returncode: int | None = os.waitstatus_to_exitcode(int(status))
-        else:  # the supervisor itself failed or was killed
-            returncode = supervisor.returncode if supervisor.returncode != 0 else None
         stdout = _read(logdir / "stdout", max_output_chars)
         stderr = _read(logdir / "stderr", max_output_chars)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(logdir, ignore_errors=True)
-        _release_uid(uid)
-    ok = not timed_out and returncode == 0
-    return SandboxResult(
-        ok=ok,
-        returncode=returncode,
-        stdout=stdout,
-        stderr=stderr,
-        timed_out=timed_out,
-        reason=_reason(returncode, stderr, timed_out, timeout_s),
-        duration_s=duration,
-    )
+        release_uid(uid)
+    return _result(outcome, stdout, stderr, limits, duration)
 
 
-def _stop(supervisor: subprocess.Popen[bytes], uid: int) -> None:
-    """End the run: kill the code's processes (the supervisor then reaps them and exits), then
-    make sure the supervisor is gone too."""
-    if supervisor.poll() is None:
-        _kill_run(supervisor.pid, uid, spare=supervisor.pid)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            supervisor.wait(timeout=5)
-    if supervisor.poll() is None:  # last resort: everything, the supervisor included
-        _kill_run(supervisor.pid, uid, spare=None)
-        supervisor.wait()
+def strict_unavailable(python: str | None = None) -> str | None:
+    """None when strict runs work here, else why not (one line). Probes once per interpreter."""
+    key = python or sys.executable
+    with _PROBE_LOCK:
+        if key not in _PROBED:
+            tools = sandbox_policy.find_tools()
+            if isinstance(tools, str):
+                _PROBED[key] = tools
+            else:
+                result = run_untrusted("pass", timeout_s=30, python=python, mode="strict")
+                _PROBED[key] = None if result.ok else result.reason
+        return _PROBED[key]
 
 
-def _child_env(workdir: Path) -> dict[str, str]:
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir),  # temp files land in the directory that is removed afterwards
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        # Thread pools would count against the process limit and reserve address space per thread.
-        "OMP_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-    }
+# -- modes --------------------------------------------------------------------------------------
+def _choose_mode(mode: str | None) -> tuple[str, str | None]:
+    """(mode, None), or (mode, why the run is refused)."""
+    if mode is None:
+        mode = os.environ.get(sandbox_policy.ENV_VAR, "").strip().lower() or "strict"
+        if mode not in sandbox_policy.MODES:
+            return mode, f"sandbox refused: {sandbox_policy.ENV_VAR}={mode!r} is not 'strict' or 'weak'"
+    if mode == "weak":
+        _warn_once("sandbox: weak mode: untrusted code runs with process limits only, not isolated")
+        if os.name != "posix":
+            return mode, "sandbox setup failed: needs a POSIX system"
+        if os.geteuid() == 0 and not sys.platform.startswith("linux"):
+            return mode, "sandbox setup failed: running as root is only contained on Linux"
+        return mode, None
+    tools = sandbox_policy.find_tools()
+    if isinstance(tools, str):
+        reason = (
+            f"sandbox unavailable: {tools}; set {sandbox_policy.ENV_VAR}=weak to accept process limits only"
+        )
+        _warn_once(reason)
+        return mode, reason
+    return mode, None
 
 
-def _reason(returncode: int | None, stderr: str, timed_out: bool, timeout_s: float) -> str:
-    if timed_out:
-        return f"timed out after {timeout_s:g} s"
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
+
+
+def _refused(reason: str) -> SandboxResult:
+    return SandboxResult(False, None, "", "", False, reason)
+
+
+# -- results ------------------------------------------------------------------------------------
+def _result(outcome: Outcome, stdout: str, stderr: str, limits: Limits, duration: float) -> SandboxResult:
+    if outcome.status is not None:
+        returncode: int | None = os.waitstatus_to_exitcode(outcome.status)
+    else:  # the supervisor never reported: set-up failed, or it was killed
+        returncode = outcome.launcher_code or None
+    ok = not outcome.timed_out and outcome.status is not None and returncode == 0
+    if outcome.timed_out:
+        reason = f"timed out after {limits.timeout_s:g} s"
+    elif outcome.oom_kills and not ok:
+        total = limits.memory_mb + limits.max_disk_mb
+        reason = f"memory limit exceeded: the run's processes and files together hit {total} MB (killed)"
+    elif outcome.status is None:
+        reason = _launcher_reason(outcome.launcher_code, stderr)
+    else:
+        reason = _reason(returncode, stderr)
+    return SandboxResult(ok, returncode, stdout, stderr, outcome.timed_out, reason, duration)
+
+
+def _launcher_reason(code: int | None, stderr: str) -> str:
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    if lines and lines[-1].startswith("sandbox setup failed"):
+        return lines[-1]
+    if lines and lines[-1].startswith("bwrap:"):
+        return (
+            f"sandbox setup failed: {lines[-1][:300]} ({sandbox_policy.ENV_VAR}=weak runs without namespaces)"
+        )
+    return f"sandbox supervisor died ({_describe_exit(code)}) before the code finished"
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return _signal_name(-code)
+    if code is not None and code > 128:  # bwrap reports a child killed by signal N as 128 + N
+        return _signal_name(code - 128)
+    return f"exit code {code}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _reason(returncode: int | None, stderr: str) -> str:
     if returncode == 0:
         return "passed"
     if returncode is not None and returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
+        name = _signal_name(-returncode)
         what = {"SIGXCPU": "CPU time limit exceeded", "SIGXFSZ": "file size limit exceeded"}.get(
             name, "killed"
         )
@@ -292,96 +228,8 @@ def _reason(returncode: int | None, stderr: str, timed_out: bool, timeout_s: flo
 
 
 def _read(path: Path, limit: int) -> str:
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    text = path.read_bytes().decode("utf-8", errors="replace") if path.exists() else ""
     if len(text) <= limit:
         return text
     head, tail = limit // 4, limit - limit // 4
     return f"{text[:head]}\n...[{len(text) - head - tail} characters cut]...\n{text[-tail:]}"
-
-
-# -- processes ----------------------------------------------------------------------------------
-def _proc_entries() -> list[tuple[int, int, int, bool, int]]:
-    """(pid, process group, real uid, is zombie, threads) of every process visible in /proc."""
-    entries = []
-    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-            status = Path(f"/proc/{name}/status").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # after "(comm)", which may contain spaces
-        uid_line = next((line for line in status.splitlines() if line.startswith("Uid:")), "Uid:\t-1")
-        threads_line = next(
-            (line for line in status.splitlines() if line.startswith("Threads:")), "Threads:\t1"
-        )
-        entries.append(
-            (
-                int(name),
-                int(fields[2]),
-                int(uid_line.split()[1]),
-                fields[0] == "Z",
-                int(threads_line.split()[1]),
-            )
-        )
-    return entries
-
-
-def _task_count(uid: int) -> int:
-    """Processes + threads of `uid` now: what RLIMIT_NPROC compares against."""
-    return sum(threads for _, _, ruid, zombie, threads in _proc_entries() if ruid == uid and not zombie)
-
-
-def _kill_run(pgid: int, uid: int, *, spare: int | None) -> None:
-    """SIGKILL every process of the run's group and (as root) of its uid, except `spare`, until none
-    is left alive."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        alive = [
-            pid
-            for pid, group, ruid, zombie, _ in _proc_entries()
-            if pid != spare and not zombie and (group == pgid or (uid >= 0 and ruid == uid))
-        ]
-        if spare is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
-        if not alive:
-            return
-        for pid in alive:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.01)
-
-
-def _reserve_uid() -> int:
-    """A uid no process uses now, within this user namespace's mapping, reserved for one run."""
-    low, high = _uid_window()
-    with _UID_LOCK:
-        used = {ruid for _, _, ruid, _, _ in _proc_entries()} | _UIDS_IN_USE
-        for _ in range(1000):
-            uid = random.randrange(low, high)
-            if uid not in used:
-                _UIDS_IN_USE.add(uid)
-                return uid
-    raise RuntimeError("no free uid for the sandbox")
-
-
-def _release_uid(uid: int) -> None:
-    with _UID_LOCK:
-        _UIDS_IN_USE.discard(uid)
-
-
-def _uid_window() -> tuple[int, int]:
-    """High uids, away from real accounts; inside the mapped range in a user namespace."""
-    ranges = []
-    try:
-        for line in Path("/proc/self/uid_map").read_text().splitlines():
-            inside, _, count = (int(x) for x in line.split())
-            ranges.append((inside, inside + count))
-    except (OSError, ValueError):
-        ranges = [(0, 65536)]
-    best = max(ranges, key=lambda r: r[1] - r[0])
-    low = max(best[0], 1_000_000 if best[1] - best[0] > 2_000_000 else best[0] + (best[1] - best[0]) // 2)
-    high = min(best[1], 2**31 - 1)
-    return low, high

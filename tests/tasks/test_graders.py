@@ -255,7 +255,7 @@ def test_code_without_block_is_not_run() -> None:
 
 
 @pytest.mark.slow
-def test_code_grading_runs_the_tests() -> None:
+def test_code_grading_runs_the_tests(strict_sandbox: None) -> None:
     good = "Here:\n```python\ndef add(a, b):\n    return a + b\n```"
     bad = "```python\ndef add(a, b):\n    return a - b\n```"
     passed = get_task("mbppplus").grade(MBPP, good)
@@ -272,7 +272,7 @@ def test_code_grading_runs_the_tests() -> None:
 
 
 @pytest.mark.slow
-def test_code_grading_times_out() -> None:
+def test_code_grading_times_out(strict_sandbox: None) -> None:
     grade = CodeTask("mbppplus", timeout_s=1).grade(MBPP, "```python\nwhile True:\n    pass\n```")
     assert not grade.correct
     assert grade.detail is not None and ("timed out" in grade.detail or "CPU time" in grade.detail)
