@@ -58,7 +58,11 @@ def test_no_typing_typeddict_anywhere() -> None:
                 if isinstance(node, ast.ImportFrom) and node.module == "typing":
                     if any(alias.name == "TypedDict" for alias in node.names):
                         offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-                elif isinstance(node, ast.Attribute) and node.attr == "TypedDict":
-                    if isinstance(node.value, ast.Name) and node.value.id == "typing":
-                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+                elif (
+                    isinstance(node, ast.Attribute)
+                    and node.attr == "TypedDict"
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "typing"
+                ):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
