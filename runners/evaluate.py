@@ -155,7 +155,7 @@ class _ItemRunner:
             self._run(position, item)
 
     def _run(self, position: int, item: TaskItem) -> None:
-        graph, thread_id = self.graph, f"{self.run_id}:{item.id}"
+        graph, thread_id = self.graph, self.store.item_thread(self.run_id, item.id)
         config = thread_config(thread_id)
         started = time.perf_counter()
         try:

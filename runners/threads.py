@@ -20,14 +20,11 @@ def delete_thread(thread_id: str, db: str | None = None) -> None:
 
 
 def delete_run(run_id: str, db: str | None = None) -> None:
-    """Delete an evaluation run: its items' threads (checkpoints and KV entries) and its rows."""
-    from latent_backend.kv_store import kv_store_for_db
-
+    """Delete an evaluation run: every thread it started, recorded or not (checkpoints and KV
+    entries, by exact thread id), then its rows."""
     db = db or default_db()
     store = RunStore(db)
     store.get_run(run_id)  # a clear error for an unknown run
-    saver = checkpointer(db)
-    for item in store.items(run_id):
-        saver.delete_thread(f"{run_id}:{item.item_id}")
-    kv_store_for_db(db).delete_prefix(f"{run_id}:")
+    for thread_id in store.item_threads(run_id):
+        delete_thread(thread_id, db)
     store.delete_run(run_id)

@@ -9,115 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    select,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from storage.paths import default_db, is_url
+from storage.run_tables import Base, Item, ItemThread, Result, Run, Step, Thread, item_thread_id
 
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Run(Base):
-    __tablename__ = "mg_runs"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(64))
-    task: Mapped[str] = mapped_column(String(64))
-    data: Mapped[str | None] = mapped_column(Text)
-    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    total_items: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, onupdate=_now)
-    items: Mapped[list[Item]] = relationship(back_populates="run", cascade="all, delete-orphan")
-    results: Mapped[list[Result]] = relationship(cascade="all, delete-orphan")
-
-
-class Item(Base):
-    __tablename__ = "mg_items"
-    __table_args__ = (UniqueConstraint("run_id", "item_id", name="uq_item_per_run"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("mg_runs.id", ondelete="CASCADE"), index=True)
-    item_id: Mapped[str] = mapped_column(String(128))
-    position: Mapped[int] = mapped_column(Integer)
-    group: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16))  # done | failed
-    question: Mapped[str | None] = mapped_column(Text)
-    gold: Mapped[Any] = mapped_column(JSON)
-    prediction: Mapped[str | None] = mapped_column(Text)
-    correct: Mapped[bool | None] = mapped_column(Boolean)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    generated_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    error: Mapped[str | None] = mapped_column(Text)
-    record: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
-    run: Mapped[Run] = relationship(back_populates="items")
-    steps: Mapped[list[Step]] = relationship(cascade="all, delete-orphan", order_by="Step.seq")
-
-
-class Step(Base):
-    __tablename__ = "mg_steps"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item_pk: Mapped[int] = mapped_column(ForeignKey("mg_items.id", ondelete="CASCADE"), index=True)
-    seq: Mapped[int] = mapped_column(Integer)
-    agent: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(64))
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    generated_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    latent_steps: Mapped[int | None] = mapped_column(Integer)
-    kv_positions: Mapped[int | None] = mapped_column(Integer)
-    seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    failure: Mapped[str | None] = mapped_column(Text)
-    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-
-
-class Result(Base):
-    __tablename__ = "mg_results"
-    __table_args__ = (UniqueConstraint("run_id", "metric", "group", name="uq_result"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str] = mapped_column(ForeignKey("mg_runs.id", ondelete="CASCADE"), index=True)
-    metric: Mapped[str] = mapped_column(String(64))
-    group: Mapped[str] = mapped_column(String(64), default="all")
-    value: Mapped[float] = mapped_column(Float)
-
-
-class Thread(Base):
-    """A single `masgraph run` thread: which graph and options it runs with, for `masgraph resume`."""
-
-    __tablename__ = "mg_threads"
-
-    id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    method: Mapped[str] = mapped_column(String(64))
-    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    item: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+__all__ = ["Item", "Run", "RunStore", "RunStoreError", "Step", "Thread", "item_thread_id"]
 
 
 class RunStoreError(ValueError):
@@ -245,6 +146,21 @@ class RunStore:
             if thread is None:
                 raise RunStoreError(f"no thread {thread_id!r} in {self.db} (start it with `masgraph run`)")
             return thread
+
+    # -- item threads --------------------------------------------------------------------------
+    def item_thread(self, run_id: str, item_id: str) -> str:
+        """The item's graph thread id, registered with the run before the graph first runs."""
+        thread_id = item_thread_id(run_id, item_id)
+        with self.session() as session, session.begin():
+            query = select(ItemThread).where(ItemThread.run_id == run_id, ItemThread.item_id == item_id)
+            if session.scalar(query) is None:
+                session.add(ItemThread(run_id=run_id, item_id=item_id, thread_id=thread_id))
+        return thread_id
+
+    def item_threads(self, run_id: str) -> list[str]:
+        """Every thread the run started, recorded or not."""
+        with self.session() as session:
+            return list(session.scalars(select(ItemThread.thread_id).where(ItemThread.run_id == run_id)))
 
     # -- items -----------------------------------------------------------------------------
     def finished_item_ids(self, run_id: str) -> set[str]:
