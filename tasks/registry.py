@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tasks.base import TaskError
+from tasks.code_task import CodeTask
 from tasks.graders import (
     ChoiceTask,
-    CodeTask,
     ExactMatchTask,
     FreeFormTask,
     MixedTask,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks import Grade, TaskError, TaskItem, get_task, load_items, sample_path, task_names
-from tasks.graders import CodeTask, build_program
+from tasks.code_task import CodeTask, build_program
 
 ALL_TASKS = {
     "gsm8k",
