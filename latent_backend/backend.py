@@ -13,7 +13,14 @@ import threading
 from typing import Literal
 
 import torch
-from transformers import DynamicCache
+from transformers import (
+    DynamicCache,
+    LogitsProcessorList,
+    MinPLogitsWarper,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 from latent_backend.batch_cache import (
     BatchPrefix,
@@ -37,6 +44,7 @@ from latent_backend.requests import (
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
+_NO_IDS = torch.zeros(1, 0, dtype=torch.long)  # sampling warpers take input ids but do not read them
 
 
 class LatentBackend:
@@ -60,13 +68,20 @@ class LatentBackend:
         self.has_think = THINK_OPENER in template or THINK_OPENER in self.tokenizer.get_vocab()
 
     # -- prompts ---------------------------------------------------------------------------
-    def render(self, messages: list[dict[str, str]], *, think: bool = False) -> list[int]:
-        """Token ids of a chat rendered with the model's own template, generation prompt on."""
+    def render_text(self, messages: list[dict[str, str]], *, think: bool = False) -> str:
+        """A chat rendered with the model's own template, generation prompt on (the agent's input)."""
         if not messages or not any((m.get("content") or "").strip() for m in messages):
             raise PromptError("empty prompt: every message is empty")
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if think and self.has_think:
             text += THINK_OPENER
+        return text
+
+    def render(self, messages: list[dict[str, str]], *, think: bool = False) -> list[int]:
+        """Token ids of `render_text(messages)`."""
+        return self.tokenize(self.render_text(messages, think=think))
+
+    def tokenize(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
@@ -81,28 +96,34 @@ class LatentBackend:
             )
 
     # -- realignment ---------------------------------------------------------------------------
+    def vocab_rows(self) -> int:
+        """Embedding rows that belong to real tokens: Qwen3 pads its matrices past len(tokenizer),
+        and those rows (never trained as tokens) would skew the ridge solve and the target norm."""
+        return min(len(self.tokenizer), self.model.get_input_embeddings().weight.shape[0])
+
     def realignment(self, realign: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """(W_a [D, D], target norm): ridge map from output to input space, computed once per model."""
+        """(W_a [D, D], target norm), in fp32 on the model's device: the ridge map from output to
+        input space over the tokenizer's rows, computed once per model."""
         with self._realign_lock:
             if realign not in self._realign:
-                w_in = self.model.get_input_embeddings().weight.detach().float().cpu()
+                rows = self.vocab_rows()
+                w_in = self.model.get_input_embeddings().weight.detach()[:rows].float().cpu()
                 target_norm = w_in.norm(dim=1).mean()
                 if realign:
-                    w_out = self.model.get_output_embeddings().weight.detach().float().cpu()
+                    w_out = self.model.get_output_embeddings().weight.detach()[:rows].float().cpu()
                     gram = w_out.T @ w_out + RIDGE_LAMBDA * torch.eye(w_out.shape[1])
                     w_a = torch.linalg.solve(gram, w_out.T @ w_in)
                 else:
                     w_a = torch.eye(w_in.shape[1])
-                self._realign[realign] = (
-                    w_a.to(self.device, self.loaded.dtype),
-                    target_norm.to(self.device, self.loaded.dtype),
-                )
+                self._realign[realign] = (w_a.to(self.device), target_norm.to(self.device))
             return self._realign[realign]
 
     def _align(self, hidden: torch.Tensor, realign: bool) -> torch.Tensor:
+        """Realign in fp32 and cast once to the model's dtype (a no-op for an fp32 model)."""
         w_a, target_norm = self.realignment(realign)
-        aligned = hidden @ w_a
-        return aligned * (target_norm / aligned.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        aligned = hidden.float() @ w_a
+        aligned = aligned * (target_norm / aligned.norm(dim=-1, keepdim=True).clamp_min(1e-6))
+        return aligned.to(hidden.dtype)
 
     # -- batch assembly ---------------------------------------------------------------------------
     def _prefix(self, handles: list[KVHandle | None], store: KVStore | None) -> BatchPrefix:
@@ -168,7 +189,8 @@ class LatentBackend:
         steps = requests[0].latent_steps
         if any(r.latent_steps != steps or r.realign != requests[0].realign for r in requests):
             raise ValueError("a rollout batch needs one latent_steps and realign setting")
-        prompts = [self.render(r.messages, think=r.think) for r in requests]
+        texts = [self.render_text(r.messages, think=r.think) for r in requests]
+        prompts = [self.tokenize(text) for text in texts]
         for request, prompt in zip(requests, prompts, strict=True):
             self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), steps)
         results: list[RolloutResult | None] = [None] * len(requests)
@@ -178,6 +200,7 @@ class LatentBackend:
                 self._rollout_chunk([requests[i] for i in chunk], [prompts[i] for i in chunk], store),
                 strict=True,
             ):
+                result.prompt_text, result.prompt_ids = texts[row], prompts[row]
                 results[row] = result
         return results  # type: ignore[return-value]
 
@@ -239,7 +262,8 @@ class LatentBackend:
         if not requests:
             return []
         max_new = max(r.max_new_tokens for r in requests)
-        prompts = [self.render(r.messages, think=r.think) for r in requests]
+        texts = [self.render_text(r.messages, think=r.think) for r in requests]
+        prompts = [self.tokenize(text) for text in texts]
         for request, prompt in zip(requests, prompts, strict=True):
             self._check_length(
                 request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens
@@ -253,13 +277,14 @@ class LatentBackend:
         else:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
         generators = [self._generator(r.seed) for r in requests]
+        warpers = [self._warpers(r) for r in requests]
         tokens: list[list[int]] = [[] for _ in requests]
         active = list(range(len(requests)))  # rows still decoding; finished rows leave the batch
         for _ in range(max_new):
             logits = logits.float().cpu()
             still, feed = [], []
             for slot, row in enumerate(active):
-                token = self._choose(logits[slot], requests[row], generators[row])
+                token = self._choose(logits[slot], warpers[row], generators[row])
                 if token in self.eos_ids:
                     continue
                 tokens[row].append(token)
@@ -303,6 +328,8 @@ class LatentBackend:
                     finish_reason=reason,
                     kv_positions=request.kv["positions"] if request.kv else 0,
                     token_ids=tokens[row],
+                    prompt_text=texts[row],
+                    prompt_ids=prompts[row],
                 )
             )
         return results
@@ -335,16 +362,36 @@ class LatentBackend:
         generator.manual_seed(0 if seed is None else int(seed))
         return generator
 
-    @staticmethod
-    def _choose(logits: torch.Tensor, request: GenerationRequest, generator: torch.Generator) -> int:
+    def _warpers(self, request: GenerationRequest) -> LogitsProcessorList | None:
+        """Transformers' own sampling warpers (temperature, top-k, top-p, min-p), or None for greedy.
+
+        top_k and min_p come from the request, else from the model's generation_config (Qwen3 ships
+        top_k=20), as `model.generate()` would merge them; 0 turns top-k off.
+        """
         if request.temperature <= 0:
-            return int(logits.argmax())
-        probs = torch.softmax(logits / request.temperature, dim=-1)
+            return None
+        config = self.model.generation_config
+        top_k = request.top_k if request.top_k is not None else config.top_k
+        min_p = request.min_p if request.min_p is not None else config.min_p
+        warpers = LogitsProcessorList()
+        if request.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(request.temperature))
+        if top_k:
+            warpers.append(TopKLogitsWarper(top_k=int(top_k)))
         if request.top_p < 1.0:
-            sorted_probs, order = probs.sort(descending=True)
-            keep = sorted_probs.cumsum(0) - sorted_probs < request.top_p
-            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_probs[keep])
-        return int(torch.multinomial(probs, 1, generator=generator))
+            warpers.append(TopPLogitsWarper(top_p=request.top_p))
+        if min_p:
+            warpers.append(MinPLogitsWarper(min_p=float(min_p)))
+        return warpers
+
+    @staticmethod
+    def _choose(
+        logits: torch.Tensor, warpers: LogitsProcessorList | None, generator: torch.Generator
+    ) -> int:
+        if warpers is None:
+            return int(logits.argmax())
+        scores = warpers(_NO_IDS, logits[None])[0]
+        return int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator))
 
     def _hit_stop(self, tokens: list[int], request: GenerationRequest) -> bool:
         if not request.stop:

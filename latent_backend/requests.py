@@ -42,6 +42,8 @@ class GenerationRequest:
     max_new_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int | None = None  # None: the model's generation_config; 0: off
+    min_p: float | None = None  # None: the model's generation_config
     seed: int | None = 42
     stop: tuple[str, ...] = ()
     kv: KVHandle | None = None
@@ -56,6 +58,8 @@ class GenerationResult:
     finish_reason: Literal["stop", "length"]
     kv_positions: int = 0  # cached positions the prompt was read on top of
     token_ids: list[int] | None = None
+    prompt_text: str | None = None  # the rendered chat the model read (the agent's input)
+    prompt_ids: list[int] | None = None  # its token ids
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,5 @@ class RolloutResult:
     prompt_tokens: int
     latent_steps: int
     last_hidden: torch.Tensor  # [hidden] of the last step; for tests and analysis, never state
+    prompt_text: str | None = None  # the rendered chat the agent read
+    prompt_ids: list[int] | None = None  # its token ids

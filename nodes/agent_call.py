@@ -31,6 +31,8 @@ class TraceEntry(TypedDict):
     kv_positions: NotRequired[int]
     failure: NotRequired[str | None]
     output: NotRequired[str]
+    input: NotRequired[str]  # the rendered chat the model read (local models; LatentMAS agents)
+    input_ids: NotRequired[list[int]]  # its token ids
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,13 @@ def ask(
     *,
     agent: str,
     role: str,
+    record_input: bool = False,
     **extra: Any,
 ) -> AgentReply:
     """Send one chat turn; `messages` is a message list or a (system, user) pair.
+
+    `record_input` keeps the rendered prompt and its token ids in the trace entry, when the model
+    reports them (the local backend does; an endpoint does not).
 
     Transport errors propagate so the node's RetryPolicy can retry them; what the reply *says*
     is the caller's to parse and, when it is unusable, to record as a failure.
@@ -74,6 +80,10 @@ def ask(
         seconds=round(seconds, 4),
         output=text,
     )
+    metadata = reply.response_metadata or {}
+    if record_input and metadata.get("prompt_ids") is not None:
+        entry["input"] = metadata.get("prompt_text") or ""
+        entry["input_ids"] = list(metadata["prompt_ids"])
     entry.update(extra)  # type: ignore[typeddict-item]
     return AgentReply(text=text, trace=entry)
 

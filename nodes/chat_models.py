@@ -121,6 +121,8 @@ class LocalChatModel(BaseChatModel):
                 "model_name": backend.model_id,
                 "seconds": seconds,
                 "finish_reason": result.finish_reason,
+                "prompt_text": result.prompt_text,
+                "prompt_ids": result.prompt_ids,
             },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -40,11 +40,13 @@ def text_context(outputs: list[dict[str, str]]) -> str:
     return "".join(f"[{o['agent'].capitalize()}]:\n{o['text']}\n\n" for o in ordered)
 
 
-def extract_answer(task: str, text: str) -> str | None:
-    """The answer the task's grader reads from `text` (None when there is none)."""
+def extract_answer(ctx: MASContext, text: str) -> str | None:
+    """The answer the task's grader reads from `text` (None when there is none), by the run's
+    grading rules."""
     from tasks import TaskItem, get_task
 
-    return get_task(task).grade(TaskItem(id="-", question="", gold=None), text).prediction
+    task = get_task(ctx.task, grading=ctx.grading_rules)
+    return task.grade(TaskItem(id="-", question="", gold=None), text).prediction
 
 
 # -- node factories ------------------------------------------------------------------------------
@@ -80,6 +82,9 @@ def latent_agent(agent: str):
             seconds=round(time.perf_counter() - started, 4),
             latent_steps=result.latent_steps,
             kv_positions=result.handle["positions"],
+            output="",
+            input=result.prompt_text or "",
+            input_ids=list(result.prompt_ids or []),
         )
         return {"kv": result.handle, "trace": [entry]}
 
@@ -123,8 +128,10 @@ def latent_judger(agent: str = "judger"):
             latent_steps=0,
             kv_positions=result.kv_positions,
             output=result.text,
+            input=result.prompt_text or "",
+            input_ids=list(result.prompt_ids or []),
         )
-        return {"text": result.text, "answer": extract_answer(ctx.task, result.text), "trace": [entry]}
+        return {"text": result.text, "answer": extract_answer(ctx, result.text), "trace": [entry]}
 
     node.__name__ = agent
     return node
@@ -145,11 +152,17 @@ def text_agent(agent: str, *, final: bool = False):
             answer_instruction=state.get("answer_instruction"),
         )
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
-        reply = ask(ctx.chat_config(), _lc_messages(system, messages[-1]["content"]), agent=agent, role=role)
+        reply = ask(
+            ctx.chat_config(),
+            _lc_messages(system, messages[-1]["content"]),
+            agent=agent,
+            role=role,
+            record_input=True,
+        )
         if final:
             return {
                 "text": reply.text,
-                "answer": extract_answer(ctx.task, reply.text),
+                "answer": extract_answer(ctx, reply.text),
                 "trace": [reply.trace],
             }
         return {"outputs": [{"agent": agent, "text": reply.text}], "trace": [reply.trace]}
