@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 from tasks.answers import extract_code_block
-from tasks.base import TaskError, TaskItem
+from tasks.base import Grade, TaskError, TaskItem
 from tasks.graders import Task
+from tasks.reference_rules import reference_code_block
 from tasks.sandbox import run_untrusted
 
 __all__ = ["CodeTask", "build_program"]
@@ -39,9 +40,19 @@ class CodeTask(Task):
     def extract(self, item: TaskItem, text: str) -> str | None:
         return extract_code_block(text)
 
+    def reference_grade(self, item: TaskItem, text: str) -> Grade | None:
+        code = reference_code_block(text)
+        if code is None:
+            return Grade(None, False, "python error: No python code block found")
+        ok, reason = self._run(build_program(code, item, separator="\n"))
+        return Grade(code, ok, reason)
+
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
+        return self._run(build_program(prediction, item))
+
+    def _run(self, program: str) -> tuple[bool, str | None]:
         result = run_untrusted(
-            build_program(prediction, item),
+            program,
             timeout_s=self.timeout_s,
             cpu_s=max(1, int(self.timeout_s)),
             memory_mb=self.memory_mb,
@@ -55,11 +66,15 @@ class CodeTask(Task):
             raise TaskError(f"item {item.id}: the gold must be test code")
 
 
-def build_program(code: str, item: TaskItem) -> str:
+def build_program(code: str, item: TaskItem, *, separator: str | None = None) -> str:
     """The model's code followed by the item's tests (and `check(entry_point)` when the tests
-    define `check`, as HumanEval's do)."""
+    define `check`, as HumanEval's do). `separator` joins code and tests verbatim (the reference
+    rules' "\n"); by default they are trimmed and set apart by blank lines."""
     tests = str(item.gold or "")
-    program = f"{code.rstrip()}\n\n\n{tests.strip()}\n"
+    if separator is None:
+        program = f"{code.rstrip()}\n\n\n{tests.strip()}\n"
+    else:
+        program = f"{code}{separator}{tests}"
     entry_point = item.meta.get("entry_point")
     if (
         isinstance(entry_point, str)

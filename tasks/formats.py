@@ -329,14 +329,17 @@ def _plain(text: str) -> str:
 
 
 def _strip_listed_options(question: str, options: dict[str, str]) -> str:
-    """The question without option lines appended to it (LatentMAS medqa lists them, twice): the
-    prompt renders the options itself."""
-    rendered = {_plain(f"{key}. {text}") for key, text in options.items()}
-    lines = question.splitlines()
-    end = len(lines)
-    while end > 0 and (not lines[end - 1].strip() or _plain(lines[end - 1]) in rendered):
-        end -= 1
-    stripped = "\n".join(lines[:end]).strip()
-    # Keep the question as it is unless what was cut is really a listing of all options.
-    cut = [_plain(line) for line in lines[end:] if line.strip()]
-    return stripped if stripped and len(cut) >= len(options) and set(cut) == rendered else question
+    """The question without listings of its options appended to it (LatentMAS medqa lists them,
+    twice): the prompt renders the options itself.
+
+    A listing is "A. text" for every option, in order, with any whitespace between the words, so
+    an option text that runs over lines (some LatentMAS items end the last one in a stray `\n"`)
+    is recognised too. Only complete listings at the very end are cut, and never the whole question.
+    """
+    listing = r"\s+".join(
+        r"\s+".join(re.escape(word) for word in f"{key}. {text}".split()) for key, text in options.items()
+    )
+    match = re.search(rf"(?:\s*{listing})+\s*$", question)
+    if not match or not question[: match.start()].strip():
+        return question
+    return question[: match.start()].rstrip()

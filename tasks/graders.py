@@ -7,6 +7,7 @@ The answer extractors live in `tasks.answers` and are re-exported here for other
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -24,6 +25,7 @@ from tasks.answers import (
     parse_number,
 )
 from tasks.base import Grade, TaskError, TaskItem
+from tasks.reference_rules import GRADINGS, reference_boxed_answer, reference_integer_equal
 
 __all__ = [
     "ChoiceTask",
@@ -49,10 +51,13 @@ class Task(ABC):
 
     `prompt(item)` is the question as the model should see it (context, question, option lines),
     without `answer_instruction`, which the method's prompt template places itself.
+    `grading` is "lenient" (ours) or "reference" (the original code's rules, `tasks.reference_rules`,
+    for the tasks it graded; the others keep the lenient rules): see `with_grading`.
     """
 
     name: str
     answer_instruction: str
+    grading: str = "lenient"
 
     def __init__(self, name: str, answer_instruction: str) -> None:
         self.name = name
@@ -67,6 +72,16 @@ class Task(ABC):
             question += "\n" + "\n".join(f"{key}. {text}" for key, text in item.options.items())
         return f"Context: {item.context.strip()}\n\n{question}" if item.context else question
 
+    def with_grading(self, grading: str) -> Task:
+        """This task graded by other rules (a copy; the shared instance is left as it is)."""
+        if grading not in GRADINGS:
+            raise TaskError(f"unknown grading {grading!r}; choose one of: {', '.join(GRADINGS)}")
+        if grading == self.grading:
+            return self
+        twin = copy.copy(self)
+        twin.grading = grading
+        return twin
+
     def instruction_for(self, item: TaskItem) -> str:
         """The answer instruction for one item (differs from `answer_instruction` for `mixed`)."""
         return self.answer_instruction
@@ -79,7 +94,15 @@ class Task(ABC):
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
         """Whether an extracted prediction is right, and a note on how that was decided."""
 
+    def reference_grade(self, item: TaskItem, text: str) -> Grade | None:
+        """The original code's grade of a reply; None where it had no rule (lenient rules apply)."""
+        return None
+
     def grade(self, item: TaskItem, text: str | None) -> Grade:
+        if self.grading == "reference":
+            reference = self.reference_grade(item, text or "")
+            if reference is not None:
+                return reference
         prediction = self.extract(item, text or "")
         if prediction is None:
             return Grade(prediction=None, correct=False, detail="no answer found")
@@ -95,6 +118,9 @@ class Task(ABC):
             return Grade(prediction=None, correct=False, detail="no answer")
         if item.gold is None:
             return Grade(prediction=answer, correct=False, detail="no gold answer")
+        if self.grading == "reference" and isinstance(self, ChoiceTask):
+            # MedAgents' scoring: the letter it read equals the gold letter.
+            return Grade(answer, str(answer).strip() == str(item.gold).strip(), "reference grading")
         correct, detail = self.judge(item, str(answer).strip())
         return Grade(prediction=answer, correct=correct, detail=detail)
 
@@ -113,6 +139,14 @@ class NumberTask(Task):
 
     def extract(self, item: TaskItem, text: str) -> str | None:
         return extract_number(text)
+
+    def reference_grade(self, item: TaskItem, text: str) -> Grade | None:
+        prediction = reference_boxed_answer(text)
+        if not prediction or item.gold is None:
+            return Grade(prediction or None, False, "reference grading: no answer or no gold")
+        if self.integer:
+            return Grade(prediction, reference_integer_equal(prediction, item.gold), "reference grading")
+        return Grade(prediction, prediction == str(item.gold).strip().lower(), "reference grading")
 
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
         value = parse_number(prediction)
@@ -149,6 +183,14 @@ class ChoiceTask(Task):
 
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
         return prediction.upper() == str(item.gold).strip().upper(), None
+
+    def reference_grade(self, item: TaskItem, text: str) -> Grade | None:
+        # The original's rule for every multiple-choice task: the boxed answer, lower-cased, equals
+        # the gold letter (so "\boxed{1}" or "the answer is C" without a box is never right).
+        prediction = reference_boxed_answer(text)
+        if not prediction or item.gold is None:
+            return Grade(prediction or None, False, "reference grading: no answer or no gold")
+        return Grade(prediction, prediction == str(item.gold).strip().lower(), "reference grading")
 
     def check_item(self, item: TaskItem) -> None:
         super().check_item(item)
@@ -287,10 +329,20 @@ class MixedTask(Task):
         task = self._lookup(str(name))
         if isinstance(task, MixedTask):
             raise TaskError(f"item {item.id}: an item cannot have task 'mixed'")
-        return task
+        return task.with_grading(self.grading)
 
     def prompt(self, item: TaskItem) -> str:
         return self.task_for(item).prompt(item)
+
+    def with_grading(self, grading: str) -> Task:
+        """This task graded by other rules (a copy; the shared instance is left as it is)."""
+        if grading not in GRADINGS:
+            raise TaskError(f"unknown grading {grading!r}; choose one of: {', '.join(GRADINGS)}")
+        if grading == self.grading:
+            return self
+        twin = copy.copy(self)
+        twin.grading = grading
+        return twin
 
     def instruction_for(self, item: TaskItem) -> str:
         return self.task_for(item).answer_instruction

@@ -19,13 +19,15 @@ from tasks.graders import (
 __all__ = ["TASKS", "get_task", "task_names"]
 
 
-def get_task(name: str) -> Task:
-    """The task called `name` (case-insensitive; "-" and "_" alike)."""
+def get_task(name: str, grading: str = "lenient") -> Task:
+    """The task called `name` (case-insensitive; "-" and "_" alike), graded by `grading` rules
+    ("lenient", or "reference": the original code's; see `tasks.reference_rules`)."""
     key = str(name).strip().lower().replace("-", "_")
     try:
-        return TASKS[key]
+        task = TASKS[key]
     except KeyError:
         raise TaskError(f"unknown task {name!r}; known tasks: {', '.join(task_names())}") from None
+    return task.with_grading(grading)
 
 
 def task_names() -> list[str]:

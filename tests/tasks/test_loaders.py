@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tasks import TaskError, TaskItem, item_from_record, load_items, sample_path, stable_id
+from tasks import TaskError, TaskItem, get_task, item_from_record, load_items, sample_path, stable_id
 
 
 def write_jsonl(path: Path, rows: list[Any], *, blank_lines: bool = False) -> str:
@@ -416,6 +416,26 @@ def test_samples_load_and_validate() -> None:
     ciar = load_items(sample_path("ciar_sample.json"), task="ciar")
     assert len(ciar) == 3
     assert all(isinstance(item.gold, list) for item in ciar)
+
+
+def test_latentmas_sample_renders_every_option_once_with_a_stray_quote() -> None:
+    """The shipped LatentMAS MedQA sample has an item whose last option ends in a stray '\\n"' (the
+    option listing then spans an extra line); its stem must still lose both appended listings."""
+    records = json.loads(Path(sample_path("medqa_latentmas_sample.json")).read_text(encoding="utf-8"))
+    items = load_items(sample_path("medqa_latentmas_sample.json"), task="medqa")
+    assert any(r["options"][-1].endswith('\n"') for r in records)  # the case this test is about
+    task = get_task("medqa")
+    for record, item in zip(records, items, strict=True):
+        listing = "\n".join(f"{key}. {text}" for key, text in item.options.items())
+        assert record["question"].count(listing) == 2  # the data lists the options twice
+        prompt = task.prompt(item)
+        assert prompt == f"{item.question}\n{listing}"
+        assert prompt.count(listing) == 1 and not any(
+            f"{key}. " in item.question.split("\n")[-1] for key in item.options
+        )
+    stray = next(i for r, i in zip(records, items, strict=True) if r["options"][-1].endswith('\n"'))
+    assert stray.question.endswith('developing?"') or stray.question.endswith('patient?"')
+    assert stray.options["D"] == 'Kayser-Fleischer rings\n"'  # option text kept as the data has it
 
 
 def test_sample_path_rejects_unknown_names() -> None:
