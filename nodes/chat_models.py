@@ -38,6 +38,7 @@ class ChatModelConfig:
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int | None = None  # None: the model's own default (a local model's generation_config)
     seed: int | None = 42
     timeout: float = 600.0
 
@@ -73,6 +74,7 @@ class LocalChatModel(BaseChatModel):
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
+    top_k: int | None = None
     seed: int | None = 42
 
     @property
@@ -86,6 +88,7 @@ class LocalChatModel(BaseChatModel):
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "top_k": self.top_k,
             "seed": self.seed,
         }
 
@@ -104,6 +107,7 @@ class LocalChatModel(BaseChatModel):
             max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
             temperature=float(kwargs.get("temperature", self.temperature)),
             top_p=float(kwargs.get("top_p", self.top_p)),
+            top_k=kwargs.get("top_k", self.top_k),
             seed=kwargs.get("seed", self.seed),
             stop=tuple(stop or ()),
         )
@@ -156,6 +160,7 @@ def _build_chat_model(config: ChatModelConfig) -> BaseChatModel:
             max_tokens=config.max_tokens,
             temperature=config.temperature,
             top_p=config.top_p,
+            top_k=config.top_k,
             seed=config.seed,
         )
     from langchain_openai import ChatOpenAI
@@ -170,7 +175,10 @@ def _build_chat_model(config: ChatModelConfig) -> BaseChatModel:
         seed=config.seed,
         max_completion_tokens=config.max_tokens,
         # llama.cpp's server (and some others) ignore max_completion_tokens but honour max_tokens.
-        extra_body={"max_tokens": config.max_tokens},
+        extra_body={
+            "max_tokens": config.max_tokens,
+            **({"top_k": config.top_k} if config.top_k is not None else {}),  # vLLM, llama.cpp
+        },
         timeout=config.timeout,
         max_retries=0,  # retries belong to the graph's RetryPolicy, so they are visible there
     )

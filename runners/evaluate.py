@@ -76,6 +76,7 @@ def evaluate(
     db = db or default_db()
     options = dict(options or {})
     context = method.context(options, task=task, db=db)
+    task_obj = method.task_for_run(task, context)  # graded by the run's rules (lenient or reference)
     store = RunStore(db)
     run_id = run_id or new_run_id(method_name, task)
     store.open_run(run_id, method=method_name, task=task, data=data, options=options, total_items=len(items))
@@ -165,7 +166,7 @@ class _ItemRunner:
             elif snapshot.values and snapshot.metadata and snapshot.metadata.get("step", -1) >= 0:
                 state = snapshot.values  # the graph finished before the crash; only the record is missing
             else:
-                payload = self.method.make_input(item, self.task)
+                payload = self.method.make_input(item, self.task, self.context)
                 state = graph.invoke(payload, config, context=self.context, durability=RUN_DURABILITY)
             if graph.get_state(config).next:
                 raise RuntimeError("the graph stopped at an interrupt; evaluations cannot wait for a person")

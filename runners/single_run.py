@@ -17,7 +17,7 @@ from typing import Any
 from runners.methods import EvalMethod, get_method
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from storage.run_store import RunStore
-from tasks import TaskItem, get_task
+from tasks import TaskItem
 
 
 class CLIError(Exception):
@@ -65,8 +65,9 @@ class ThreadRun:
         if not start and not snapshot.values:
             raise CLIError(f"thread {self.thread_id!r} has no checkpoint in {self.db}")
         if snapshot.values and not snapshot.next:  # finished already: show its result
-            return self._result(graph, config, snapshot.values, 0.0)
-        payload: Any = self.method.make_input(self.item, get_task(self.task)) if not snapshot.values else None
+            return self._result(graph, config, snapshot.values, 0.0, context)
+        task = self.method.task_for_run(self.task, context)
+        payload: Any = self.method.make_input(self.item, task, context) if not snapshot.values else None
         while True:
             snapshot = graph.get_state(config)
             pending = [i for task in snapshot.tasks for i in task.interrupts]
@@ -74,15 +75,17 @@ class ThreadRun:
                 if answer is None:
                     answer = ask_person(pending[0].value)
                     if answer is None:
-                        return self._result(graph, config, snapshot.values, time.perf_counter() - started)
+                        return self._result(
+                            graph, config, snapshot.values, time.perf_counter() - started, context
+                        )
                 payload, answer = Command(resume=answer), None
             state = graph.invoke(payload, config, context=context, durability=RUN_DURABILITY)
             if not graph.get_state(config).next:
-                return self._result(graph, config, state, time.perf_counter() - started)
+                return self._result(graph, config, state, time.perf_counter() - started, context)
             payload = None
 
     def _result(
-        self, graph: Any, config: dict[str, Any], state: dict[str, Any], seconds: float
+        self, graph: Any, config: dict[str, Any], state: dict[str, Any], seconds: float, context: Any
     ) -> dict[str, Any]:
         if graph.get_state(config).next:
             return {
@@ -90,7 +93,7 @@ class ThreadRun:
                 "status": "interrupted",
                 "resume": f"masgraph resume --thread {self.thread_id} --answer JSON",
             }
-        outcome = self.method.outcome(self.item, state, get_task(self.task))
+        outcome = self.method.outcome(self.item, state, self.method.task_for_run(self.task, context))
         trace = state.get("trace") or []
         return {
             "thread_id": self.thread_id,

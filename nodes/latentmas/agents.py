@@ -18,6 +18,7 @@ from latent_backend import GenerationRequest, KVHandle, RolloutRequest, get_back
 from nodes.agent_call import TraceEntry, ask
 from nodes.fields import context_of
 from nodes.latentmas.context import MASContext
+from nodes.latentmas.reference import reference_context
 
 
 def thread_namespace() -> str:
@@ -31,12 +32,16 @@ def thread_namespace() -> str:
 ROLE_ORDER = ("planner", "critic", "refiner", "math", "science", "code")
 
 
-def text_context(outputs: list[dict[str, str]]) -> str:
-    """Earlier agents' outputs as the text-MAS context block: "[Planner]:\\n...\\n\\n".
+def text_context(outputs: list[dict[str, str]], *, reference: bool = False) -> str:
+    """Earlier agents' outputs as the text-MAS context block: "[Planner]:\\n...\\n\\n"
+    (the reference preset: the original's labels and slicing, see `reference_context`).
 
     Sorted by role, because parallel branches may finish in any order.
     """
     ordered = sorted(outputs, key=lambda o: ROLE_ORDER.index(o["agent"]) if o["agent"] in ROLE_ORDER else 99)
+    if reference:
+        hierarchical = any(o["agent"] in ("math", "science", "code") for o in ordered)
+        return reference_context([(o["agent"], o["text"]) for o in ordered], hierarchical=hierarchical)
     return "".join(f"[{o['agent'].capitalize()}]:\n{o['text']}\n\n" for o in ordered)
 
 
@@ -113,6 +118,7 @@ def latent_judger(agent: str = "judger"):
                 max_new_tokens=ctx.max_new_tokens,
                 temperature=ctx.temperature,
                 top_p=ctx.top_p,
+                top_k=ctx.top_k,
                 seed=ctx.seed,
                 kv=handle,
                 think=ctx.think,
@@ -142,7 +148,7 @@ def text_agent(agent: str, *, final: bool = False):
 
     def node(state: dict[str, Any], runtime: Runtime[MASContext]) -> dict[str, Any]:
         ctx = context_of(runtime, MASContext)
-        context = text_context(state.get("outputs") or [])
+        context = text_context(state.get("outputs") or [], reference=ctx.preset == "reference")
         role = "baseline" if agent == "baseline" else agent
         messages = ctx.messages(
             role,

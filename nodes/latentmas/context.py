@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from nodes.chat_models import ChatModelConfig, is_registered
 from nodes.fields import OptionError, check_options, option
 from nodes.latentmas.prompts import BASELINE_PROMPT, LATENT_PROMPTS, TEXT_PROMPTS, fill
+from nodes.latentmas.reference import DEFAULTS, FAMILIES, REFERENCE_DEFAULTS, reference_template
 from nodes.prompt_files import read_prompt_file
 from storage.paths import default_db, kv_dir_for
 
@@ -17,11 +18,22 @@ if TYPE_CHECKING:
 PROMPT_ROLES = frozenset({"baseline", *LATENT_PROMPTS, *TEXT_PROMPTS})
 
 
+def _known_prompt(key: str) -> bool:
+    """A role, or role:task / role:family (the reference preset's task-dependent templates)."""
+    role, _, scope = key.partition(":")
+    return role in PROMPT_ROLES and (not scope or scope in FAMILIES or scope in {*FAMILIES.values(), "other"})
+
+
 @dataclass
 class MASContext:
     """Options of the LatentMAS, text-MAS and single-agent graphs (LangGraph `context_schema`)."""
 
     task: str = option("gsm8k", "Task whose answer format the judger uses (gsm8k, medqa, arc_easy, ...).")
+    preset: Literal["default", "reference"] = option(
+        "default",
+        "'default': masgraph's prompts and settings; 'reference': the original LatentMAS code's "
+        "prompts, question rendering, defaults and grading (options left unset take the preset's).",
+    )
     model: str | None = option(
         None,
         "Local model: HF id, folder or .gguf (None: embedded SmolLM2); "
@@ -33,45 +45,84 @@ class MASContext:
         "sequential: planner->critic->refiner->judger; hierarchical: 3 solvers -> summarizer.",
         cli=("--prompt",),
     )
-    latent_steps: int = option(
-        10, "Latent thoughts each non-judger agent adds (0-80 in the paper).", minimum=0, maximum=4096
+    latent_steps: int | None = option(
+        None,
+        "Latent thoughts each non-judger agent adds (0-80 in the paper); None: the preset's (10; reference 0).",
+        minimum=0,
+        maximum=4096,
     )
-    latent_space_realign: bool = option(
-        True, "Map hidden states back to input-embedding space (ridge).", cli=("--realign",)
+    latent_space_realign: bool | None = option(
+        None,
+        "Map hidden states back to input-embedding space (ridge); None: the preset's (on; reference off).",
+        cli=("--realign",),
     )
     think: bool = option(False, "Append the model's think opener to prompts (if its template has one).")
     sequential_info_only: bool = option(False, "Hand on only the positions the last agent added.")
     latent_only: bool = option(False, "Hand on only the latent positions (implies sequential_info_only).")
-    zero_step_handoff: Literal["prompts", "none"] = option(
-        "prompts",
+    zero_step_handoff: Literal["prompts", "none"] | None = option(
+        None,
         "At latent_steps=0, the judger reads earlier agents' prompt positions ('prompts') or "
-        "decodes with no cache ('none', the reference implementation's behaviour).",
+        "decodes with no cache ('none', the original's behaviour); None: the preset's.",
     )
-    max_new_tokens: int = option(256, "Tokens each text-generating agent may write.", minimum=1)
-    temperature: float = option(0.0, "Sampling temperature (0: greedy).", minimum=0.0)
-    top_p: float = option(0.95, "Nucleus sampling mass (when temperature > 0).", minimum=0.0, maximum=1.0)
+    max_new_tokens: int | None = option(
+        None, "Tokens each text-generating agent may write; None: the preset's (256; reference 4096).", minimum=1
+    )
+    temperature: float | None = option(
+        None, "Sampling temperature (0: greedy); None: the preset's (0; reference 0.6).", minimum=0.0
+    )
+    top_p: float | None = option(
+        None, "Nucleus sampling mass (when temperature > 0); None: 0.95.", minimum=0.0, maximum=1.0
+    )
+    top_k: int | None = option(
+        None, "Top-k sampling (when temperature > 0); None: the model's generation_config; 0: off.", minimum=0
+    )
     seed: int = option(42, "Sampling seed (per row, so batching does not change samples).")
-    system_prompt: str | None = option(None, "System message for every agent (None: the template's default).")
+    system_prompt: str | None = option(
+        None, "System message for every agent (None: the preset's: none; reference: the original's)."
+    )
     prompts: dict[str, str] = option(
-        description=f"Per-role prompt template overrides; roles: {', '.join(sorted(PROMPT_ROLES))}.",
+        description=f"Per-role prompt template overrides; roles: {', '.join(sorted(PROMPT_ROLES))} "
+        "(role:task or role:family for one task's template, e.g. judger:medqa).",
         factory=dict,
     )
     prompts_file: str | None = option(None, "JSON file of per-role prompt template overrides.")
     kv_dir: str | None = option(None, "Where KV caches are stored (None: beside the default database).")
+    grading: Literal["lenient", "reference"] | None = option(
+        None,
+        "How answers are read and compared: 'lenient' (masgraph's) or 'reference' (the original "
+        "code's rules); None: the preset's.",
+    )
 
     def __post_init__(self) -> None:
         if self.prompts is None:  # an explicit None from a form means "no overrides"
             self.prompts = {}
         check_options(self)
-        unknown = set(self.prompts) - PROMPT_ROLES
+        unknown = [key for key in self.prompts if not _known_prompt(key)]
         if unknown:
             raise OptionError(
                 "prompts", f"unknown prompt role(s) {sorted(unknown)}; roles: {sorted(PROMPT_ROLES)}"
             )
+        if self.preset == "reference" and self.task not in FAMILIES:
+            raise OptionError(
+                "task",
+                f"the original LatentMAS code has no prompts for task {self.task!r}; "
+                f"preset 'reference' runs {', '.join(FAMILIES)}",
+            )
+        # Options left unset take the preset's value, so the context always holds concrete ones.
+        for name, value in (REFERENCE_DEFAULTS if self.preset == "reference" else DEFAULTS).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+    @property
+    def grading_rules(self) -> str:
+        """The grading in force: the explicit option, else the preset's."""
+        return self.grading or ("reference" if self.preset == "reference" else "lenient")
 
     # -- derived -------------------------------------------------------------------------
     def template(self, role: str, *, latent: bool) -> str:
         overrides = {**read_prompt_file(self.prompts_file, "latentmas"), **self.prompts}
+        if self.preset == "reference":
+            return reference_template(role, self.task, latent=latent, overrides=overrides)
         if role in overrides:
             return overrides[role]
         if role == "baseline":
@@ -121,5 +172,6 @@ class MASContext:
             max_tokens=self.max_new_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
+            top_k=self.top_k,
             seed=self.seed,
         )

@@ -19,7 +19,7 @@ from typing import Any
 
 from langgraph.graph import StateGraph
 
-from tasks import Grade, Task, TaskItem
+from tasks import Grade, Task, TaskItem, get_task
 
 # name -> (adapter "module:attribute", graph module). The graph module is also langgraph.json's entry.
 METHODS: dict[str, tuple[str, str]] = {
@@ -67,8 +67,12 @@ class EvalMethod(ABC):
         and database imply."""
 
     @abstractmethod
-    def make_input(self, item: TaskItem, task: Task) -> dict[str, Any]:
-        """The graph input state for one item."""
+    def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
+        """The graph input state for one item (`context`: the run's, for preset-dependent rendering)."""
+
+    def task_for_run(self, task: str, context: Any) -> Task:
+        """The task graded by the run's rules (the context's `grading_rules`; lenient without one)."""
+        return get_task(task, grading=getattr(context, "grading_rules", "lenient"))
 
     @abstractmethod
     def outcome(self, item: TaskItem, state: Mapping[str, Any], task: Task) -> Outcome:

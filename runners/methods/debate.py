@@ -38,7 +38,7 @@ class DebateMethod(EvalMethod):
     def context(self, options: Mapping[str, Any], *, task: str, db: str) -> DebateContext:
         return context_from(DebateContext, {"mode": mode_for(task), **options})
 
-    def make_input(self, item: TaskItem, task: Task) -> dict[str, Any]:
+    def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
         """qa: the item's question is the topic. Translation: the item's text, its languages from
         the item's meta (else the context's), and the gold as the reference."""
         if mode_for(task.name) == "qa":

@@ -8,6 +8,7 @@ from typing import Any
 
 from nodes.fields import context_from
 from nodes.latentmas.context import MASContext
+from nodes.latentmas.reference import reference_question
 from runners.methods import EvalMethod, Outcome, graded_outcome
 from storage.paths import kv_dir_for
 from tasks import Task, TaskItem
@@ -26,12 +27,11 @@ class MASMethod(EvalMethod):
         values = {"task": task, "kv_dir": str(kv_dir_for(db)), **options}
         return context_from(MASContext, values)
 
-    def make_input(self, item: TaskItem, task: Task) -> dict[str, Any]:
-        return {
-            "item_id": item.id,
-            "question": task.prompt(item),
-            "answer_instruction": task.instruction_for(item),
-        }
+    def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
+        question = task.prompt(item)
+        if getattr(context, "preset", None) == "reference":  # the original's data loaders' wording
+            question = reference_question(task.name, item, question)
+        return {"item_id": item.id, "question": question, "answer_instruction": task.instruction_for(item)}
 
     def outcome(self, item: TaskItem, state: Mapping[str, Any], task: Task) -> Outcome:
         text = state.get("text") or ""

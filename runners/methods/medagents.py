@@ -7,6 +7,7 @@ from typing import Any
 
 from nodes.fields import context_from
 from nodes.medagents.context import MedAgentsContext
+from nodes.medagents.reference import reference_question
 from nodes.medagents.state import MedAgentsInput
 from runners.methods import EvalMethod, Outcome, graded_outcome
 from tasks import Task, TaskItem
@@ -41,8 +42,10 @@ class MedAgentsMethod(EvalMethod):
         """The options are MedAgentsContext fields; the agents' prompts do not depend on the task."""
         return context_from(MedAgentsContext, dict(options))
 
-    def make_input(self, item: TaskItem, task: Task) -> dict[str, Any]:
+    def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
         question = item.question
+        if getattr(context, "preset", None) == "reference":
+            question = reference_question(question)
         # PubMedQA-style items carry a context that the method reads before the question.
         if item.context and item.context not in question:
             question = f"{item.context} {question}"
