@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 
 from nodes.agent_call import AgentReply, ask
 from nodes.fields import context_of
+from nodes.medagents import reference as ref
 from nodes.medagents.context import MedAgentsContext
 from nodes.medagents.parse import parse_answer_letter, parse_domains, parse_report
 from nodes.medagents.prompts import build_report, domain_format, format_options, render
@@ -54,11 +55,34 @@ def _answer_format(prompts: dict[str, str], options: dict[str, str]) -> str:
     return render(prompts, "answer_format.free")
 
 
-def _analysis_block(prompts: dict[str, str], key: str, analyses: dict[str, str]) -> str:
-    return "\n".join(
-        render(prompts, key, domain=domain, analysis=text, number=i + 1)
-        for i, (domain, text) in enumerate(analyses.items())
-    )
+def options_text(ctx: MedAgentsContext, options: dict[str, str] | None) -> str:
+    """The options as prompts show them: "A. text" lines, or the original's Python dict."""
+    return ref.options_repr(options) if ctx.reference else format_options(options)
+
+
+def joined(
+    ctx: MedAgentsContext,
+    prompts: dict[str, str],
+    key: str,
+    items: list[dict[str, Any]],
+    separator: str = ref.DEFAULT_JOIN,
+) -> str:
+    """Template `key` filled once per item and joined (the original concatenates, numbering from 0)."""
+    first = ref.REFERENCE_FIRST_NUMBER if ctx.reference else ref.DEFAULT_FIRST_NUMBER
+    join = ref.REFERENCE_JOIN if ctx.reference else separator
+    return join.join(render(prompts, key, number=i + first, **fields) for i, fields in enumerate(items))
+
+
+def _analysis_block(
+    ctx: MedAgentsContext,
+    prompts: dict[str, str],
+    key: str,
+    analyses: dict[str, str],
+    options: dict[str, str] | None = None,
+) -> str:
+    shown = options_text(ctx, options)
+    items = [{"domain": d, "analysis": a, "options": shown} for d, a in analyses.items()]
+    return joined(ctx, prompts, key, items)
 
 
 # Record fields a method's stages never wrote still appear in the final state, empty.
@@ -81,7 +105,7 @@ def _decide(
     options = state.get("options") or {}
     failures: list[Failure] = []
     if options:
-        pred = parse_answer_letter(reply.text, list(options))
+        pred = ref.parse_letter(reply.text) if ctx.reference else parse_answer_letter(reply.text, list(options))
         if pred is None:
             failures.append(failure(reply, stage, "decider", "no clear option letter in the answer"))
     else:  # free-form questions (e.g. MedicationQA): the answer is the text itself
@@ -106,7 +130,7 @@ def _baseline(state: MedAgentsState, ctx: MedAgentsContext, *, stage: str, max_t
         prompts,
         f"{stage}.user",
         question=state["question"],
-        options=format_options(options),
+        options=options_text(ctx, options),
         letters=_letters(options),
         answer_format=_answer_format(prompts, options),
     )
@@ -135,9 +159,9 @@ def _gather_domains(
         prompts,
         f"{stage}.user",
         question=state["question"],
-        options=format_options(state.get("options")),
+        options=options_text(ctx, state.get("options")),
         num_domains=count,
-        domain_format=domain_format(count),
+        domain_format=ref.domain_format(count) if ctx.reference else domain_format(count),
     )
     agent = f"{stage}_classifier"
     reply = call_agent(
@@ -149,6 +173,8 @@ def _gather_domains(
         user=user,
         max_tokens=ctx.domains_max_tokens,
     )
+    if ctx.reference:  # any count, duplicates kept: each entry is an expert, as in the original
+        return {stage: ref.parse_domains(reply.text), "failures": [], "trace": [reply.trace]}
     parsed = parse_domains(reply.text, count)
     failures = [failure(reply, stage, agent, "; ".join(parsed.problems))] if parsed.problems else []
     return {stage: parsed.domains, "failures": failures, "trace": [reply.trace]}
@@ -181,6 +207,9 @@ def _analyse(
         max_tokens=ctx.analysis_max_tokens,
         domain=task["domain"],
     )
+    if ctx.reference:
+        part = AnalysisPart(index=task["index"], domain=task["domain"], analysis=ref.clean_analysis(reply.text))
+        return {f"{stage}_parts": [part], "failures": [], "trace": [reply.trace]}
     text = reply.text.strip()
     failures = []
     if not text:
@@ -206,15 +235,18 @@ def option_analysis(task: DomainTask, runtime: Runtime[MedAgentsContext]) -> dic
         prompts,
         "option_analysis.user",
         question=task["question"],
-        options=format_options(task["options"]),
+        options=options_text(ctx, task["options"]),
         domain=task["domain"],
-        question_analyses=_analysis_block(prompts, "option_analysis.item", task["question_analyses"]),
+        question_analyses=_analysis_block(
+            ctx, prompts, "option_analysis.item", task["question_analyses"], task["options"]
+        ),
     )
     return _analyse(ctx, prompts, task, stage="option_analysis", role="option_expert", user=user)
 
 
 def _merged(parts: list[AnalysisPart]) -> dict[str, str]:
-    # Domains are distinct (parse_domains), so no expert's analysis overwrites another's.
+    # Domains are distinct by default; the reference preset keeps duplicates, and as in the
+    # original the later analysis of a repeated domain wins (at the first one's place).
     return {p["domain"]: p["analysis"] for p in sorted(parts, key=lambda p: p["index"])}
 
 
@@ -231,27 +263,20 @@ def synthesis(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict
     """Stage 5: all analyses -> "Key Knowledge / Total Analysis"; the report keeps both."""
     ctx = context_of(runtime, MedAgentsContext)
     prompts = ctx.templates()
-    options_text = format_options(state.get("options"))
+    shown = options_text(ctx, state.get("options"))
 
     def reports(key: str, analyses: dict[str, str]) -> str:
-        return "\n\n".join(
-            render(
-                prompts,
-                key,
-                domain=d,
-                analysis=a,
-                number=i + 1,
-                question=state["question"],
-                options=options_text,
-            )
-            for i, (d, a) in enumerate(analyses.items())
-        )
+        items = [
+            {"domain": d, "analysis": a, "question": state["question"], "options": shown}
+            for d, a in analyses.items()
+        ]
+        return joined(ctx, prompts, key, items, separator="\n\n")
 
     user = render(
         prompts,
         "synthesis.user",
         question=state["question"],
-        options=options_text,
+        options=shown,
         question_reports=reports("synthesis.question_item", state["question_analyses"]),
         option_reports=reports("synthesis.option_item", state["option_analyses"]),
     )
@@ -264,6 +289,9 @@ def synthesis(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict
         user=user,
         max_tokens=ctx.synthesis_max_tokens,
     )
+    if ctx.reference:
+        report = reference_report(ctx, prompts, state, reply.text, "synthesizer")
+        return {"syn_report": report, "syn_repo_history": [report], "attempt": 0, "trace": [reply.trace]}
     parsed = parse_report(reply.text)
     problems = []
     key_knowledge = parsed.key_knowledge
@@ -288,6 +316,25 @@ def synthesis(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict
     }
 
 
+def reference_report(
+    ctx: MedAgentsContext, prompts: dict[str, str], state: MedAgentsState, reply: str, agent: str
+) -> str:
+    """The original's report from a synthesis or revision reply: question, options and the text after
+    "Total Analysis:" (its Key Knowledge never survives). Without the label the item fails (the
+    original crashed); it is never guessed."""
+    total = ref.total_analysis(reply)
+    if total is None:
+        raise ValueError(f"the {agent}'s reply has no 'Total Analysis:' (the original code fails here too)")
+    return render(
+        prompts,
+        "report",
+        question=state["question"],
+        options=options_text(ctx, state.get("options")),
+        key_knowledge="",
+        total_analysis=total,
+    )
+
+
 # -- decision making ---------------------------------------------------------------------------------
 def decision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
     """Decision making: the answer from the (last) report, or from the analyses for anal_only."""
@@ -300,9 +347,11 @@ def decision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[
             prompts,
             "answer_analyses.user",
             question=state["question"],
-            options=format_options(options),
-            question_analyses=_analysis_block(prompts, "answer_analyses.item", state["question_analyses"]),
-            option_analyses=_analysis_block(prompts, "answer_analyses.item", state["option_analyses"]),
+            options=options_text(ctx, options),
+            question_analyses=_analysis_block(ctx, prompts, "answer_analyses.item", state["question_analyses"]),
+            option_analyses=_analysis_block(
+                ctx, prompts, "answer_analyses.option_item", state["option_analyses"]
+            ),
             **common,
         )
         system = render(prompts, "answer_analyses.system")

@@ -10,7 +10,8 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from nodes.fields import context_of
-from nodes.medagents.agents import call_agent, failure
+from nodes.medagents import reference as ref
+from nodes.medagents.agents import call_agent, failure, joined, reference_report
 from nodes.medagents.context import MedAgentsContext
 from nodes.medagents.parse import clean_advice, parse_report, parse_vote
 from nodes.medagents.prompts import build_report, render
@@ -52,7 +53,7 @@ def vote(task: ExpertTask, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]
         attempt=task["attempt"],
         domain=task["domain"],
     )
-    decision = parse_vote(reply.text)
+    decision = ref.parse_vote(reply.text) if ctx.reference else parse_vote(reply.text)
     failures = (
         []
         if decision is not None
@@ -96,9 +97,9 @@ def advice(task: ExpertTask, runtime: Runtime[MedAgentsContext]) -> dict[str, An
         attempt=task["attempt"],
         domain=task["domain"],
     )
-    text = clean_advice(reply.text)
+    text = reply.text if ctx.reference else clean_advice(reply.text)
     failures = []
-    if not text:
+    if not text and not ctx.reference:
         failures.append(failure(reply, "advice", task["expert"], "empty revision advice"))
         text = "(no advice given)"
     part = AdvicePart(
@@ -117,9 +118,12 @@ def revision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[
     prompts = ctx.templates()
     attempt = state["attempt"]
     parts = sorted((p for p in state["advice_parts"] if p["attempt"] == attempt), key=lambda p: p["index"])
-    advice_text = "\n".join(
-        render(prompts, "revision.item", domain=p["domain"], advice=p["advice"]) for p in parts
-    )
+    if ctx.reference:  # advice by domain, as the original keeps it: a repeated domain's later advice wins
+        by_domain = {p["domain"]: p["advice"] for p in parts}
+        items = [{"domain": d, "advice": a} for d, a in by_domain.items()]
+    else:
+        items = [{"domain": p["domain"], "advice": p["advice"]} for p in parts]
+    advice_text = joined(ctx, prompts, "revision.item", items)
     reply = call_agent(
         ctx,
         stage="revision",
@@ -130,6 +134,15 @@ def revision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[
         max_tokens=ctx.revision_max_tokens,
         attempt=attempt,
     )
+    advice_record = [{"expert": p["expert"], "domain": p["domain"], "advice": p["advice"]} for p in parts]
+    if ctx.reference:
+        report = reference_report(ctx, prompts, state, reply.text, "reviser")
+        return {
+            "syn_report": report,
+            "syn_repo_history": [report],
+            "revision_history": [{"attempt": attempt, "advice": advice_record}],
+            "trace": [reply.trace],
+        }
     parsed = parse_report(reply.text)
     failures = []
     # The reviser rewrites the analysis; key knowledge carries over unless it rewrote that too.
@@ -141,7 +154,6 @@ def revision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[
         kept = "the reply is used" if fallback else "the report is kept"
         failures.append(failure(reply, "revision", "reviser", f"no 'Total Analysis:' section; {kept}"))
     report = build_report(prompts, state["question"], state.get("options"), key_knowledge, total_analysis)
-    advice_record = [{"expert": p["expert"], "domain": p["domain"], "advice": p["advice"]} for p in parts]
     return {
         "key_knowledge": key_knowledge,
         "total_analysis": total_analysis,

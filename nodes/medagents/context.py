@@ -8,16 +8,22 @@ from typing import Any, Literal, get_args
 from nodes.chat_models import ChatModelConfig
 from nodes.fields import OptionError, check_options, option
 from nodes.medagents.prompts import check_prompt_overrides
+from nodes.medagents.reference import REFERENCE_PROMPTS
 from nodes.prompt_files import read_prompt_file
 
 Method = Literal["base_direct", "base_cot", "anal_only", "syn_only", "syn_verif"]
-Preset = Literal["original", "paper"]
+Preset = Literal["default", "paper", "reference", "original"]
 METHOD_NAMES: tuple[str, ...] = get_args(Method)
 
-# The original code ran temperature 0 and 3 attempts; the paper reports temperature 1.0, 5 attempts.
+# default: masgraph's prompts and parsing with the original code's temperature 0 and 3 attempts;
+# paper: the same with the paper's temperature 1.0 and 5 attempts; reference: the original code
+# itself (its prompts, formatting, parsing and grading; see nodes.medagents.reference).
+# "original" is the old name of "default", kept so stored runs resume.
 PRESETS: dict[str, dict[str, Any]] = {
-    "original": {"temperature": 0.0, "max_attempts": 3},
+    "default": {"temperature": 0.0, "max_attempts": 3},
     "paper": {"temperature": 1.0, "max_attempts": 5},
+    "reference": {"temperature": 0.0, "max_attempts": 3},
+    "original": {"temperature": 0.0, "max_attempts": 3},
 }
 
 # Agent roles, each of which may be served by its own model (`role_models`, `role_base_urls`).
@@ -45,9 +51,10 @@ class MedAgentsContext:
         "base_direct | base_cot | anal_only (stages 1-4) | syn_only (1-5) | syn_verif (1-6, the full method)",
     )
     preset: Preset = option(
-        "original",
-        "Defaults for temperature and max_attempts: 'original' (code: 0.0, 3) or "
-        "'paper' (1.0, 5). Explicit values win over the preset.",
+        "default",
+        "'default': masgraph's prompts and parsing, temperature 0, 3 attempts; 'paper': the same at "
+        "the paper's 1.0 and 5; 'reference': the original code's prompts, parsing, defaults and "
+        "grading ('original': old name of 'default'). Explicit values win over the preset.",
     )
     num_question_domains: int = option(5, "Question experts gathered in stage 1.", minimum=1)
     num_option_domains: int = option(2, "Option experts gathered in stage 2.", minimum=1)
@@ -95,6 +102,11 @@ class MedAgentsContext:
         "JSON file of prompt template overrides (its 'medagents' section, if it has one, "
         "else its top level).",
     )
+    grading: Literal["lenient", "reference"] | None = option(
+        None,
+        "How answers are compared with the gold: 'lenient' (masgraph's) or 'reference' (the "
+        "original's exact letter); None: the preset's.",
+    )
 
     def __post_init__(self) -> None:
         for name in ("role_models", "role_base_urls", "prompts"):
@@ -122,19 +134,29 @@ class MedAgentsContext:
         self.templates()  # checks the overrides now rather than halfway through a run
 
     @classmethod
-    def from_preset(cls, preset: Preset = "original", **overrides: Any) -> MedAgentsContext:
-        """A context with the preset's values ("original" code or "paper"), then `overrides`."""
+    def from_preset(cls, preset: Preset = "default", **overrides: Any) -> MedAgentsContext:
+        """A context with the preset's values, then `overrides`."""
         return cls(preset=preset, **{**PRESETS[preset], **overrides})
 
+    @property
+    def reference(self) -> bool:
+        """Whether this run reproduces the original code (prompts, formatting, parsing)."""
+        return self.preset == "reference"
+
+    @property
+    def grading_rules(self) -> str:
+        return self.grading or ("reference" if self.reference else "lenient")
+
     def templates(self) -> dict[str, str]:
-        """The prompt overrides in force: `prompts_file`'s templates, then the `prompts` mapping."""
+        """The templates in force: the reference preset's (if chosen), then `prompts_file`'s
+        templates, then the `prompts` mapping; templates not named fall back to the defaults."""
         try:
             from_file = read_prompt_file(self.prompts_file, "medagents")
         except ValueError as exc:
             raise OptionError("prompts_file", str(exc)) from exc
         check_prompt_overrides(from_file, option="prompts_file", source=f"prompts file {self.prompts_file}: ")
         check_prompt_overrides(self.prompts)
-        return {**from_file, **self.prompts}
+        return {**(REFERENCE_PROMPTS if self.reference else {}), **from_file, **self.prompts}
 
     def chat_config(self, role: str, max_tokens: int) -> ChatModelConfig:
         """The chat model of `role` for one call of at most `max_tokens` (cut to `max_new_tokens`)."""

@@ -128,6 +128,7 @@ DEFAULT_PROMPTS: dict[str, str] = {
         "{answer_format}"
     ),
     "answer_analyses.item": "- {domain} expert: {analysis}",
+    "answer_analyses.option_item": "- {domain} expert: {analysis}",
     # How every answering call must reply: multiple choice, or free text (e.g. MedicationQA).
     "answer_format.choice": (
         "Reply only with the letter of your choice ({letters}), in this format:\nOption: [letter]"
@@ -153,7 +154,7 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
     "question_analysis.user": frozenset({"question", "domain"}),
     "option_analysis.system": frozenset({"domain"}),
     "option_analysis.user": frozenset({"question", "options", "domain", "question_analyses"}),
-    "option_analysis.item": frozenset({"domain", "analysis", "number"}),
+    "option_analysis.item": frozenset({"domain", "analysis", "number", "options"}),
     "synthesis.system": frozenset(),
     "synthesis.user": frozenset({"question", "options", "question_reports", "option_reports"}),
     "synthesis.question_item": frozenset({"domain", "analysis", "number", "question"}),
@@ -173,6 +174,7 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
         {"question", "options", "question_analyses", "option_analyses", "letters", "answer_format"}
     ),
     "answer_analyses.item": frozenset({"domain", "analysis", "number"}),
+    "answer_analyses.option_item": frozenset({"domain", "analysis", "number"}),
     "answer_format.choice": frozenset({"letters"}),
     "answer_format.free": frozenset(),
     "direct.system": frozenset(),
