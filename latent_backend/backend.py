@@ -385,9 +385,7 @@ class LatentBackend:
         return warpers
 
     @staticmethod
-    def _choose(
-        logits: torch.Tensor, warpers: LogitsProcessorList | None, generator: torch.Generator
-    ) -> int:
+    def _choose(logits: torch.Tensor, warpers: LogitsProcessorList | None, generator: torch.Generator) -> int:
         if warpers is None:
             return int(logits.argmax())
         scores = warpers(_NO_IDS, logits[None])[0]

@@ -81,6 +81,12 @@ class LocalChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "masgraph-local"
 
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of `text` by the local model's own tokenizer (no special tokens)."""
+        from latent_backend import get_backend
+
+        return len(get_backend(self.model_ref).tokenize(text))
+
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {

@@ -67,6 +67,10 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted-fake"
 
+    def get_num_tokens(self, text: str) -> int:
+        """Whitespace-separated words, like the usage it reports (no tokenizer download)."""
+        return len(text.split())
+
     @property
     def calls(self) -> list[list[BaseMessage]]:
         with self._lock:

@@ -19,7 +19,7 @@ from nodes.debate.moderation import ask_json, stops, verdict_entry
 from nodes.debate.prompts import fill, fill_task, language_name
 from nodes.debate.state import DebateState, Message, arguments, failure, memory_of, message
 from nodes.debate.turns import turn
-from nodes.debate.verdicts import answer_key, judge_json_format, parse_judge
+from nodes.debate.verdicts import answer_key, judge_json_format, parse_judge, parse_reference
 from nodes.fields import context_of
 
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
@@ -53,6 +53,11 @@ def base_answer(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str
         **task,
     }
     base = state.get("base_answer") or None
+    if base is None and ctx.reference and ctx.mode == "qa":
+        # The original has no baseline agent here: the affirmative answers the topic itself, and
+        # its first answer is recorded as the base answer.
+        update["prompts"] = fill_task(templates, {**state, **task}, None)
+        return update
     if base is None:
         prompt = fill_task(templates, {**state, **task}, None)["base_prompt"]
         new = [message("user", prompt)]
@@ -65,7 +70,7 @@ def base_answer(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str
                 prompts=fill_task(templates, {**state, **task}, None),
             )
             return update
-        base = text.strip()
+        base = text if ctx.reference else text.strip()
         update["memories"] = {"base": new + [message("assistant", text)]}
     update["base_answer"] = base
     update["prompts"] = fill_task(templates, {**state, **task}, base)
@@ -84,7 +89,10 @@ def affirmative(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str
         ]
     else:
         new = [message("user", fill(prompts["debate_prompt"], oppo_ans=arguments(state, "negative")[-1]))]
-    return _debater_update("affirmative", ctx, memory_of(state, "affirmative"), new, round_)
+    update = _debater_update("affirmative", ctx, memory_of(state, "affirmative"), new, round_)
+    if round_ == 1 and not state.get("base_answer") and "memories" in update:
+        update["base_answer"] = update["memories"]["affirmative"][-1]["content"]
+    return update
 
 
 def negative(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, Any]:
@@ -143,13 +151,14 @@ def judge_decide(state: DebateState, runtime: Runtime[DebateContext]) -> dict[st
     prompts = state["prompts"]
     round_ = state.get("round", 0)
     new = [message("user", prompts["judge_prompt_last2"])]
+    parse = (lambda text: parse_reference(text, ctx.mode, judge=True)) if ctx.reference else parse_judge
     verdict, raws, traces, error = ask_json(
         ctx,
         "judge",
         memory_of(state, "judge"),
         new,
         round_,
-        parse_judge,
+        parse,
         prompts,
         judge_json_format(ctx.mode),
     )

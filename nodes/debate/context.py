@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from nodes.chat_models import ChatModelConfig
+from nodes.chat_models import ChatModelConfig, chat_model
 from nodes.debate.prompts import PROMPT_KEYS, prompt_templates
 from nodes.fields import OptionError, check_options, option
 from nodes.prompt_files import read_prompt_file
+
+DEFAULT_TURN_TOKENS = 512
 
 
 def _role_model(player: str) -> Any:
@@ -19,6 +21,12 @@ def _role_model(player: str) -> Any:
 class DebateContext:
     """Options of the MAD debate: mode, rounds, stop rule, models per role, prompts, human role."""
 
+    preset: Literal["default", "reference"] = option(
+        "default",
+        "'default': masgraph's prompts, a baseline answer first, 512 tokens a turn, one format "
+        "reminder; 'reference': the original MAD code's prompts, no baseline in qa mode, the "
+        "conversation's remaining token budget per turn, no reminder.",
+    )
     mode: Literal["qa", "translation"] = option(
         "qa",
         "'qa': debate a question (debate_topic); 'translation': debate a translation "
@@ -43,7 +51,17 @@ class DebateContext:
     base_url: str | None = option(
         None, "OpenAI-compatible endpoint for models given by name (None = local backend)."
     )
-    max_new_tokens: int = option(512, "Generation limit per turn for models given by name.", minimum=1)
+    max_new_tokens: int | None = option(
+        None,
+        "Generation limit per turn for models given by name; None: the preset's (512; reference: "
+        "context_tokens less the tokens of the messages sent, as the original).",
+        minimum=1,
+    )
+    context_tokens: int = option(
+        3900,
+        "Reference preset's per-call token budget (the original's for gpt-3.5-turbo; 7900 for gpt-4).",
+        minimum=1,
+    )
     base_model: str | ChatModelConfig | None = _role_model("baseline agent")
     affirmative_model: str | ChatModelConfig | None = _role_model("affirmative debater")
     negative_model: str | ChatModelConfig | None = _role_model("negative debater")
@@ -74,26 +92,52 @@ class DebateContext:
         "en", "Translation target language (code or name) when the input gives none.", cli=("--target",)
     )
 
+    grading: Literal["lenient", "reference"] | None = option(
+        None,
+        "How a qa answer is compared with the gold: 'lenient' or 'reference' (the original has no "
+        "grader, so both apply masgraph's); None: the preset's.",
+    )
+
     def __post_init__(self) -> None:
         if self.prompts is None:  # an explicit None from a form means "no overrides"
             self.prompts = {}
         check_options(self)
         try:
-            prompt_templates(self.mode, self.prompts)
+            prompt_templates(self.mode, self.prompts, reference=self.reference)
         except ValueError as exc:
             raise OptionError("prompts", str(exc)) from None
+
+    @property
+    def reference(self) -> bool:
+        return self.preset == "reference"
+
+    @property
+    def grading_rules(self) -> str:
+        return self.grading or ("reference" if self.reference else "lenient")
 
     # -- derived -------------------------------------------------------------------------
     def templates(self) -> dict[str, str]:
         """The mode's templates with the prompts file's overrides, then `prompts`, applied."""
         overrides = {**read_prompt_file(self.prompts_file, "debate"), **self.prompts}
-        return prompt_templates(self.mode, overrides)
+        return prompt_templates(self.mode, overrides, reference=self.reference)
 
-    def model_config_for(self, role: str) -> ChatModelConfig:
-        """The chat model of a role: its own model, else `model`; names get the sampling options."""
+    def model_config_for(self, role: str, messages: list[dict[str, str]] | None = None) -> ChatModelConfig:
+        """The chat model of a role: its own model, else `model`; names get the sampling options.
+
+        The reference preset without `max_new_tokens` gives each call what the original did:
+        `context_tokens` less the tokens of the messages' contents (at least 1).
+        """
         choice = getattr(self, f"{role}_model", None) or self.model
         if isinstance(choice, ChatModelConfig):
             return choice
-        return ChatModelConfig(
-            model=choice, base_url=self.base_url, temperature=self.temperature, max_tokens=self.max_new_tokens
+        config = ChatModelConfig(
+            model=choice,
+            base_url=self.base_url,
+            temperature=self.temperature,
+            max_tokens=self.max_new_tokens or DEFAULT_TURN_TOKENS,
         )
+        if self.max_new_tokens is None and self.reference and messages is not None:
+            model = chat_model(config)
+            used = sum(model.get_num_tokens(m["content"]) for m in messages if m["content"])
+            config = replace(config, max_tokens=max(1, self.context_tokens - used))
+        return config

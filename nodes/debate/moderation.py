@@ -30,6 +30,7 @@ from nodes.debate.verdicts import (
     answer_key,
     moderator_json_format,
     parse_moderator,
+    parse_reference,
 )
 from nodes.fields import context_of
 
@@ -51,8 +52,9 @@ def moderator(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, 
     if ctx.human_role == "moderator":
         return _human_moderator(ctx, state, round_, aff_ans, neg_ans, new)
 
+    parse = (lambda text: parse_reference(text, ctx.mode, judge=False)) if ctx.reference else parse_moderator
     verdict, raws, traces, error = ask_json(
-        ctx, "moderator", memory, new, round_, parse_moderator, prompts, moderator_json_format(ctx.mode)
+        ctx, "moderator", memory, new, round_, parse, prompts, moderator_json_format(ctx.mode)
     )
     update: dict[str, Any] = {"trace": traces, "memories": {"moderator": new}}
     update["verdicts"] = [verdict_entry("moderator", round_, verdict, raws[-1] if raws else None)]
@@ -79,7 +81,8 @@ def ask_json(
     prompts: dict[str, str],
     json_format: str,
 ) -> tuple[Verdict | None, list[str], list[TraceEntry], str | None]:
-    """Ask for a JSON verdict; an unreadable reply is retried once with a reminder of the format.
+    """Ask for a JSON verdict; an unreadable reply is retried once with a reminder of the format
+    (the reference preset asks once, as the original did).
 
     Returns (verdict or None, the raw replies, their trace entries, the last error). Appends the
     exchange (both tries) to `new`, so the memory shows exactly what was said.
@@ -87,7 +90,8 @@ def ask_json(
     raws: list[str] = []
     traces: list[TraceEntry] = []
     error: str | None = None
-    for attempt in range(2):
+    attempts = 1 if ctx.reference else 2
+    for attempt in range(attempts):
         text, trace, call_error = turn(ctx, role, memory, list(new), round_)
         if call_error is not None:
             traces.append(trace)
@@ -100,7 +104,7 @@ def ask_json(
             traces.append(trace)
             return verdict, raws, traces, None
         traces.append({**trace, "failure": f"unparseable: {error}"})
-        if attempt == 0:
+        if attempt + 1 < attempts:
             new.append(message("user", format_reminder(prompts, error or "", json_format)))
     return None, raws, traces, error
 

@@ -97,6 +97,120 @@ TRANSLATION_PROMPTS: dict[str, str] = {
     "format_reminder": _FORMAT_REMINDER,
 }
 
+
+# The prompt texts of the original MAD code (Skytliang/Multi-Agents-Debate: config4all.json for
+# question answering, config4tran.json for translation), reproduced for the reference preset.
+# Question answering has no baseline agent there: the affirmative side answers the topic itself.
+REFERENCE_QA_PROMPTS: dict[str, str] = {
+    "base_prompt": "##debate_topic##",
+    "player_meta_prompt": (
+        "You are a debater. Hello and welcome to the debate. It's not necessary to fully agree "
+        "with each other's perspectives, as our objective is to find the correct answer.\n"
+        "The debate topic is stated as follows:\n"
+        "##debate_topic##"
+    ),
+    "moderator_meta_prompt": (
+        "You are a moderator. There will be two debaters involved in a debate. They will present "
+        'their answers and discuss their perspectives on the following topic: "##debate_topic##"\n'
+        "At the end of each round, you will evaluate answers and decide which is correct."
+    ),
+    "affirmative_prompt": "##debate_topic##",
+    "negative_prompt": ("##aff_ans##\n\nYou disagree with my answer. Provide your answer and reasons."),
+    "debate_prompt": (
+        "##oppo_ans##\n\nDo you agree with my perspective? Please provide your reasons and answer."
+    ),
+    "moderator_prompt": (
+        "Now the ##round## round of debate for both sides has ended.\n"
+        "\n"
+        "Affirmative side arguing:\n"
+        "##aff_ans##\n"
+        "\n"
+        "Negative side arguing: ##neg_ans##\n"
+        "\n"
+        "You, as the moderator, will evaluate both sides' answers and determine if there is a clear "
+        "preference for an answer candidate. If so, please summarize your reasons for supporting "
+        "affirmative/negative side and give the final answer that you think is correct, and the "
+        "debate will conclude. If not, the debate will continue to the next round. Now please output "
+        'your answer in json format, with the format as follows: {"Whether there is a preference": '
+        '"Yes or No", "Supported Side": "Affirmative or Negative", "Reason": "", "debate_answer": '
+        '""}'
+    ),
+    "judge_prompt_last1": (
+        "Affirmative side arguing: ##aff_ans##\n"
+        "\n"
+        "Negative side arguing: ##neg_ans##\n"
+        "\n"
+        "Now, what answer candidates do we have? Present them without reasons."
+    ),
+    "judge_prompt_last2": (
+        "Therefore, ##debate_topic##\n"
+        "Please summarize your reasons and give the final answer that you think is correct. Now "
+        'please output your answer in json format, with the format as follows: {"Reason": "", "debate_answer": '
+        '""}'
+    ),
+    "format_reminder": _FORMAT_REMINDER,
+}
+
+REFERENCE_TRANSLATION_PROMPTS: dict[str, str] = {
+    "base_prompt": "Translate the following text from ##src_lng## to ##tgt_lng##: ##source##",
+    "player_meta_prompt": (
+        "You are a debater. Hello and welcome to the translation competition, which will be conducted "
+        "in a debate format. It's not necessary to fully agree with each other's perspectives, "
+        "as our objective is to find the correct translation.\n"
+        "The debate topic is stated as follows:\n"
+        'What is the correct ##tgt_lng## translation of the following ##src_lng## text: "##source##"'
+    ),
+    "moderator_meta_prompt": (
+        "You are a moderator. There will be two debaters involved in a translation debate competition. "
+        "They will present their translations and discuss their perspectives on the correct ##tgt_lng## "
+        'translation of the given ##src_lng## text: "##source##". At the end of each round, you '
+        "will evaluate the translation candidates based on the following criteria:\n"
+        "1. Accuracy: The degree to which the translation captures the original meaning of the "
+        "source text.\n"
+        "2. Fluency: The readability and naturalness of the translation in ##tgt_lng##."
+    ),
+    "affirmative_prompt": (
+        "You think the correct translation is: ##base_translation## Restate the translation and "
+        "provide your reasons."
+    ),
+    "negative_prompt": (
+        "##aff_ans##\n\nYou disagree with my translation. Provide your translation and reasons."
+    ),
+    "debate_prompt": (
+        "##oppo_ans##\n\nDo you agree with my perspective? Please provide your reasons and translation."
+    ),
+    "moderator_prompt": (
+        "Now the ##round## round of debate for both sides has ended.\n"
+        "\n"
+        "Affirmative side arguing:\n"
+        "##aff_ans##\n"
+        "\n"
+        "Negative side arguing: ##neg_ans##\n"
+        "\n"
+        "You, as the moderator, will evaluate both sides' translations and determine if there is "
+        "a clear preference for a translation candidate. If so, please summarize your reasons for "
+        "supporting affirmative/negative side and give the final translation that you think is "
+        "correct, and the debate will conclude. If not, the debate will continue to the next round. "
+        'Now please output your answer in json format, with the format as follows: {"Whether there '
+        'is a preference": "Yes or No", "Supported Side": "Affirmative or Negative", "Reason": '
+        '"", "debate_translation": ""}'
+    ),
+    "judge_prompt_last1": (
+        "Affirmative side arguing: ##aff_ans##\n"
+        "\n"
+        "Negative side arguing: ##neg_ans##\n"
+        "\n"
+        "Now, what translation candidates do we have? Present them without reasons."
+    ),
+    "judge_prompt_last2": (
+        "Therefore, what is the correct ##tgt_lng## translation of the following ##src_lng## text: "
+        '"##source##". Please summarize your reasons and give the final translation that you think '
+        "is correct. Now please output your answer in json format, with the format as follows: "
+        '{"Reason": "", "debate_translation": ""}'
+    ),
+    "format_reminder": _FORMAT_REMINDER,
+}
+
 PROMPT_KEYS = frozenset(QA_PROMPTS)
 # Data fields of the original MAD prompt files: accepted in an override mapping and ignored,
 # so the paper's config4all.json / config4tran.json can be passed as they are.
@@ -115,11 +229,17 @@ _ORIGINAL_DATA_KEYS = frozenset(
 )
 
 
-def prompt_templates(mode: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The mode's default templates with `overrides` applied (unknown prompt names are an error)."""
+def prompt_templates(
+    mode: str, overrides: Mapping[str, str] | None = None, *, reference: bool = False
+) -> dict[str, str]:
+    """The mode's templates (masgraph's, or the original's with `reference`) with `overrides`
+    applied (unknown prompt names are an error)."""
     if mode not in ("qa", "translation"):
         raise ValueError(f"unknown debate mode {mode!r}: use 'qa' or 'translation'")
-    templates = dict(TRANSLATION_PROMPTS if mode == "translation" else QA_PROMPTS)
+    if reference:
+        templates = dict(REFERENCE_TRANSLATION_PROMPTS if mode == "translation" else REFERENCE_QA_PROMPTS)
+    else:
+        templates = dict(TRANSLATION_PROMPTS if mode == "translation" else QA_PROMPTS)
     for key, value in (overrides or {}).items():
         if key in _ORIGINAL_DATA_KEYS:
             continue

@@ -46,7 +46,11 @@ def turn(
     started = time.perf_counter()
     try:
         reply = ask(
-            ctx.model_config_for(role), chat(memory + new), agent=role, role=TRACE_ROLES[role], round=round_
+            ctx.model_config_for(role, memory + new),
+            chat(memory + new),
+            agent=role,
+            role=TRACE_ROLES[role],
+            round=round_,
         )
     except Exception as exc:
         if is_transient(exc):

@@ -10,6 +10,7 @@ them against the verdict schema. The keys are those of the original MAD output r
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -291,3 +292,33 @@ def parse_moderator(reply: str | Mapping[str, Any]) -> tuple[ModeratorVerdict | 
 
 def parse_judge(reply: str | Mapping[str, Any]) -> tuple[JudgeVerdict | None, str | None]:
     return _parse(reply, JudgeVerdict, {"answer"})
+
+
+def parse_reference(reply: str | Mapping[str, Any], mode: str, *, judge: bool) -> tuple[Any, str | None]:
+    """A verdict read as the original reads it, without its `eval`: the whole reply must be a
+    Python dict literal (`ast.literal_eval`, which never runs code) holding the answer key; values
+    are taken as they are (a non-empty answer, even " ", decides). Anything else is no verdict."""
+    if isinstance(reply, Mapping):
+        value: Any = dict(reply)
+    else:
+        try:
+            value = ast.literal_eval(str(reply).strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+            return None, f"not a Python dict literal ({type(exc).__name__})"
+    key = answer_key(mode)
+    if not isinstance(value, dict) or key not in value:
+        return None, f"no {key!r} key"
+
+    def text(name: str) -> str:
+        found = value.get(name)
+        return "" if found is None else str(found)
+
+    if judge:
+        return JudgeVerdict.model_construct(reason=text(REASON_KEY), answer=text(key)), None
+    verdict = ModeratorVerdict.model_construct(
+        preference=text(PREFERENCE_KEY),
+        supported_side=text(SIDE_KEY),
+        reason=text(REASON_KEY),
+        answer=text(key),
+    )
+    return verdict, None

@@ -65,7 +65,9 @@ class MASContext:
         "decodes with no cache ('none', the original's behaviour); None: the preset's.",
     )
     max_new_tokens: int | None = option(
-        None, "Tokens each text-generating agent may write; None: the preset's (256; reference 4096).", minimum=1
+        None,
+        "Tokens each text-generating agent may write; None: the preset's (256; reference 4096).",
+        minimum=1,
     )
     temperature: float | None = option(
         None, "Sampling temperature (0: greedy); None: the preset's (0; reference 0.6).", minimum=0.0

@@ -101,7 +101,9 @@ def reference_question(task_name: str, item: Any, rendered: str) -> str:
     question = item.question.strip()
     if task_name == "medqa":
         query = (item.meta or {}).get("query")
-        return query if isinstance(query, str) and query.strip() else f"{rendered}\nChoose the correct option."
+        return (
+            query if isinstance(query, str) and query.strip() else f"{rendered}\nChoose the correct option."
+        )
     if task_name in ("arc_easy", "arc_challenge") and options:
         return question + "\n" + "\n".join(f"{key.lower()}: {text}" for key, text in options.items())
     if task_name == "winogrande" and options:

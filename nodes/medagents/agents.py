@@ -105,7 +105,9 @@ def _decide(
     options = state.get("options") or {}
     failures: list[Failure] = []
     if options:
-        pred = ref.parse_letter(reply.text) if ctx.reference else parse_answer_letter(reply.text, list(options))
+        pred = (
+            ref.parse_letter(reply.text) if ctx.reference else parse_answer_letter(reply.text, list(options))
+        )
         if pred is None:
             failures.append(failure(reply, stage, "decider", "no clear option letter in the answer"))
     else:  # free-form questions (e.g. MedicationQA): the answer is the text itself
@@ -208,7 +210,9 @@ def _analyse(
         domain=task["domain"],
     )
     if ctx.reference:
-        part = AnalysisPart(index=task["index"], domain=task["domain"], analysis=ref.clean_analysis(reply.text))
+        part = AnalysisPart(
+            index=task["index"], domain=task["domain"], analysis=ref.clean_analysis(reply.text)
+        )
         return {f"{stage}_parts": [part], "failures": [], "trace": [reply.trace]}
     text = reply.text.strip()
     failures = []
@@ -348,7 +352,9 @@ def decision(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[
             "answer_analyses.user",
             question=state["question"],
             options=options_text(ctx, options),
-            question_analyses=_analysis_block(ctx, prompts, "answer_analyses.item", state["question_analyses"]),
+            question_analyses=_analysis_block(
+                ctx, prompts, "answer_analyses.item", state["question_analyses"]
+            ),
             option_analyses=_analysis_block(
                 ctx, prompts, "answer_analyses.option_item", state["option_analyses"]
             ),

@@ -22,9 +22,11 @@ from tests.fakes import ScriptedChatModel
 EXAMPLES = json.loads(
     (Path(__file__).parents[2] / "data" / "reference" / "latentmas.json").read_text(encoding="utf-8")
 )
-MEDQA_QUERY = EXAMPLES["latent_mas/sequential/medqa/release"]["judger"]["messages"][1]["content"].split(
-    "Target Question: ", 1
-)[1].split("\n\nYou are a helpful", 1)[0]
+MEDQA_QUERY = (
+    EXAMPLES["latent_mas/sequential/medqa/release"]["judger"]["messages"][1]["content"]
+    .split("Target Question: ", 1)[1]
+    .split("\n\nYou are a helpful", 1)[0]
+)
 GSM8K_QUESTION = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
     "How many clips did Natalia sell altogether in April and May?"
@@ -47,8 +49,9 @@ def test_latent_agents_send_the_originals_messages(task, topology, variant):
 @pytest.mark.parametrize("task", ["medqa", "gsm8k"])
 def test_single_agent_sends_the_originals_messages(task):
     ctx = MASContext(preset="reference", task=task)
-    assert ctx.messages("baseline", latent=False, question=QUESTIONS[task]) == (
-        EXAMPLES[f"baseline/{task}/1076b0f"]["messages"]
+    assert (
+        ctx.messages("baseline", latent=False, question=QUESTIONS[task])
+        == (EXAMPLES[f"baseline/{task}/1076b0f"]["messages"])
     )
 
 
@@ -107,11 +110,21 @@ def test_reference_question_is_the_datas_query_field():
 def test_reference_defaults_and_what_explicit_options_override():
     ref = MASContext(preset="reference", task="medqa")
     assert (ref.latent_steps, ref.latent_space_realign, ref.zero_step_handoff) == (0, False, "none")
-    assert (ref.max_new_tokens, ref.temperature, ref.top_p, ref.top_k, ref.seed) == (4096, 0.6, 0.95, None, 42)
+    assert (ref.max_new_tokens, ref.temperature, ref.top_p, ref.top_k, ref.seed) == (
+        4096,
+        0.6,
+        0.95,
+        None,
+        42,
+    )
     assert ref.system_prompt == "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
     assert ref.grading_rules == "reference"
     default = MASContext(task="medqa")
-    assert (default.latent_steps, default.latent_space_realign, default.zero_step_handoff) == (10, True, "prompts")
+    assert (default.latent_steps, default.latent_space_realign, default.zero_step_handoff) == (
+        10,
+        True,
+        "prompts",
+    )
     assert (default.max_new_tokens, default.temperature, default.system_prompt) == (256, 0.0, None)
     assert default.grading_rules == "lenient"
     tuned = MASContext(preset="reference", task="medqa", latent_steps=20, grading="lenient", temperature=0.0)

@@ -140,7 +140,10 @@ def test_a_synthesis_without_total_analysis_fails_the_item(monkeypatch):
 def test_preset_names_and_grading():
     assert MedAgentsContext().preset == "default" and MedAgentsContext().grading_rules == "lenient"
     assert MedAgentsContext(preset="reference").grading_rules == "reference"
-    assert (MedAgentsContext(preset="original").temperature, MedAgentsContext(preset="paper").max_attempts) == (
+    assert (
+        MedAgentsContext(preset="original").temperature,
+        MedAgentsContext(preset="paper").max_attempts,
+    ) == (
         0.0,
         5,
     )
