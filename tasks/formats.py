@@ -194,7 +194,7 @@ def _pubmedqa_item(fields: _Fields) -> TaskItem:
 
 
 def _qa_item(fields: _Fields) -> TaskItem:
-    raw_question = fields.get("question") if fields.has("question") else None
+    _, raw_question = fields.first("question", "problem")  # AIME's sets call it "problem"
     nested_choices = None
     if isinstance(raw_question, Mapping):  # ARC's original jsonl: {"stem": ..., "choices": [...]}
         nested_choices = raw_question.get("choices")

@@ -215,6 +215,13 @@ def test_repeated_idx_falls_back_to_content_ids(tmp_path: Path) -> None:
     assert items[0].id == stable_id("q0", {"A": "x", "B": "y"})
 
 
+def test_aime_problem_field_is_the_question(tmp_path: Path) -> None:
+    (item,) = load_items(
+        write_jsonl(tmp_path / "aime.jsonl", [{"problem": "Find x.", "answer": 204}]), task="aime2024"
+    )
+    assert (item.question, item.gold) == ("Find x.", "204")
+
+
 def test_gsm8k_shape(tmp_path: Path) -> None:
     path = write_jsonl(
         tmp_path / "gsm8k.jsonl", [{"question": "How many?", "answer": "500 + 500 = 1000 items.\n#### 1,000"}]
