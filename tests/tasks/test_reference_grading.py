@@ -8,7 +8,9 @@ import pytest
 from tasks import TaskError, TaskItem, get_task
 from tasks.reference_rules import reference_boxed_answer, reference_code_block
 
-MCQ = TaskItem(id="m", question="q", gold="C", options={"A": "a", "B": "b", "C": "Colorectal cancer", "D": "d"})
+MCQ = TaskItem(
+    id="m", question="q", gold="C", options={"A": "a", "B": "b", "C": "Colorectal cancer", "D": "d"}
+)
 NUMBER = TaskItem(id="n", question="q", gold="18")
 
 
