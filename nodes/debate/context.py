@@ -138,6 +138,15 @@ class DebateContext:
         )
         if self.max_new_tokens is None and self.reference and messages is not None:
             model = chat_model(config)
-            used = sum(model.get_num_tokens(m["content"]) for m in messages if m["content"])
+            used = sum(_count_tokens(model, m["content"]) for m in messages if m["content"])
             config = replace(config, max_tokens=max(1, self.context_tokens - used))
         return config
+
+
+def _count_tokens(model: Any, text: str) -> int:
+    """Tokens of `text` by the model's own count (tiktoken for an endpoint, as the original); where
+    that is unavailable (tiktoken's files cannot be fetched offline) about 4 bytes a token."""
+    try:
+        return int(model.get_num_tokens(text))
+    except Exception:  # any tokenizer-loading failure: an estimate beats a failed turn
+        return len(text.encode("utf-8")) // 4 + 1
