@@ -134,6 +134,35 @@ def resolve_model_ref(ref: str | None) -> tuple[str, str]:
     return ref, ref  # a Hugging Face hub id
 
 
+def _hub_options(repo_id: str) -> dict[str, bool]:
+    """Loading options for a Hugging Face hub id. Without a reachable hub, a cached model loads from
+    the cache at once, and an uncached one fails in one line (instead of minutes of retries)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    if _hub_reachable(constants.ENDPOINT) and not constants.HF_HUB_OFFLINE:
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} cannot be reached"
+    raise ModelLoadError(
+        f"cannot load model {repo_id!r}: it is not a local path, not in the Hugging Face cache, and {why}"
+    )
+
+
+def _hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether the hub's host accepts a connection (a name that does not resolve fails at once)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 _registry: dict[str, LoadedModel] = {}
 _registry_lock = threading.Lock()
 
@@ -153,9 +182,10 @@ def _load(ref: str | None, device_name: str | None) -> LoadedModel:
     dtype = default_dtype(device)
     if device.type == "cpu":
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+    hub = {} if Path(source).exists() else _hub_options(source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(source, **hub)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **hub)
     except Exception as exc:
         raise ModelLoadError(f"cannot load model {ref or model_id!r} from {source}: {exc}") from exc
     model.to(device).eval()

@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langgraph.types import RetryPolicy
 from typing_extensions import TypedDict
 
-from nodes.chat_models import ChatModelConfig, chat_model
+from nodes.chat_models import ChatModelConfig, EndpointError, chat_model, endpoint_error
 
 
 class TraceEntry(TypedDict):
@@ -68,7 +68,14 @@ def ask(
         system, user = messages
         messages = [SystemMessage(system), HumanMessage(user)]
     started = time.perf_counter()
-    reply = chat_model(config).invoke(messages)
+    try:
+        reply = chat_model(config).invoke(messages)
+    except EndpointError:
+        raise
+    except Exception as exc:
+        if config.base_url is None or not _is_client_error(exc):
+            raise
+        raise endpoint_error(config, exc, transient=is_transient(exc)) from exc
     seconds = time.perf_counter() - started
     prompt_tokens, generated_tokens = usage_of(reply)
     text = reply.text
@@ -93,6 +100,8 @@ def is_transient(exc: BaseException) -> bool:
 
     Graph nodes pass this to `RetryPolicy(retry_on=...)`.
     """
+    if isinstance(exc, EndpointError):
+        return exc.transient
     try:
         import openai
     except ImportError:  # pragma: no cover - langchain-openai is a dependency
@@ -113,6 +122,16 @@ def is_transient(exc: BaseException) -> bool:
         return True
     status = getattr(exc, "status_code", None)
     return isinstance(status, int) and (status in (408, 409, 429) or status >= 500)
+
+
+def _is_client_error(exc: BaseException) -> bool:
+    """An error of the HTTP client talking to an endpoint (not a bug in our code)."""
+    import httpx
+
+    module = type(exc).__module__.split(".")[0]
+    return module in ("openai", "langchain_openai", "httpx", "httpx2") or isinstance(
+        exc, httpx.HTTPError | ConnectionError | TimeoutError
+    )
 
 
 _TRANSIENT_NAMES = frozenset(

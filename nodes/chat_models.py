@@ -19,7 +19,48 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from storage.paths import MASK, mask_url
+
 LOCAL_PREFIX = "local"
+PASSWORD_ENV = "MASGRAPH_BASE_URL_PASSWORD"
+
+
+class EndpointError(RuntimeError):
+    """A call to an OpenAI-compatible endpoint failed: one line naming the endpoint (password
+    masked) and why. `transient` errors (connection, timeout, 429, 5xx) are retried by the graphs."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def endpoint_error(config: ChatModelConfig, exc: BaseException, *, transient: bool) -> EndpointError:
+    """The EndpointError for a failed call to `config`'s endpoint."""
+    status = getattr(exc, "status_code", None)
+    innermost = exc
+    while innermost.__cause__ is not None or innermost.__context__ is not None:
+        innermost = innermost.__cause__ or innermost.__context__  # type: ignore[assignment]
+    reason = " ".join(str(innermost).split()) or type(innermost).__name__
+    if isinstance(status, int):
+        reason = f"HTTP {status}: " + " ".join(str(exc).split())
+    where = f"model endpoint {mask_url(config.base_url or '')} (model {config.model!r})"
+    return EndpointError(f"{where}: {reason}"[:500], transient=transient)
+
+
+def unmask_url(url: str) -> str:
+    """A stored base URL whose password was masked gets it back from ${PASSWORD_ENV}."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password != MASK:
+        return url
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise EndpointError(
+            f"the password of {url} is not stored; set ${PASSWORD_ENV} to call it", transient=False
+        )
+    netloc = f"{parts.username}:{password}@{parts.netloc.rsplit('@', 1)[1]}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True)
@@ -29,7 +70,9 @@ class ChatModelConfig:
     model: "local" for the embedded default, "local:<HF id | folder | .gguf>" for another local
     model, or a served model name together with `base_url` (OpenAI-compatible endpoint).
     The API key is read from the environment variable named by `api_key_env` at call time;
-    it is never stored in config, state or the run store.
+    it is never stored in config, state or the run store. A password inside `base_url` is used
+    as given, but stored masked (`storage.paths.mask_url`); a masked one is read from
+    $MASGRAPH_BASE_URL_PASSWORD at call time.
     """
 
     model: str = LOCAL_PREFIX
@@ -174,7 +217,7 @@ def _build_chat_model(config: ChatModelConfig) -> BaseChatModel:
     api_key = os.environ.get(config.api_key_env) or "not-needed"  # local servers accept any key
     return ChatOpenAI(
         model=config.model,
-        base_url=config.base_url,
+        base_url=unmask_url(config.base_url or ""),
         api_key=api_key,
         temperature=config.temperature,
         top_p=config.top_p,

@@ -3,9 +3,10 @@
 Every graph's `context_schema` is a dataclass whose fields are declared with `option()`: the
 description is what Studio shows beside the field, and the declared bounds are checked in
 `__post_init__` by `check_options()`, so a context built from Python, from the CLI or from a
-Studio/SDK form rejects a bad value before anything runs. `context_from()` builds a context from a
-mapping and names an unknown key together with the closest valid one (`temprature` ->
-`temperature`), instead of dropping it.
+Studio/SDK form rejects a bad value before anything runs. An unknown key is an error naming the
+closest valid one (`temprature` -> `temperature`), never dropped: `context_from()` checks a
+mapping, and a context class based on `CheckedOptions` checks the keywords it is built with (as
+LangGraph builds a dict context: `cls(**context)`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,25 @@ def check_options(instance: Any) -> None:
                 raise OptionError(field.name, f"option {field.name!r} must be <= {high}, got {value!r}")
 
 
+def unknown_option(cls: type, key: Any) -> OptionError:
+    """The error for an option `cls` does not have, naming the closest one it has."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    close = difflib.get_close_matches(str(key), names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; options: {', '.join(names)}"
+    return OptionError(str(key), f"unknown option {key!r} for {cls.__name__}{hint}")
+
+
+class CheckedOptions:
+    """Base of a context dataclass: building it with an unknown keyword names the closest option."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        for key in kwargs:
+            if key not in names:
+                raise unknown_option(cls, key)
+        return super().__new__(cls)
+
+
 def context_from(cls: type[ContextT], value: Any) -> ContextT:
     """A context of type `cls` from None (the defaults), an instance, or a mapping of field values."""
     if value is None:
@@ -74,12 +94,10 @@ def context_from(cls: type[ContextT], value: Any) -> ContextT:
         return value
     if not isinstance(value, Mapping):
         raise OptionError("context", f"a {cls.__name__} or a mapping of its fields is needed, got {value!r}")
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in value:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; options: {', '.join(names)}"
-            raise OptionError(str(key), f"unknown option {key!r} for {cls.__name__}{hint}")
+            raise unknown_option(cls, key)
     return cls(**value)
 
 

@@ -15,12 +15,15 @@ import sys
 import time
 from typing import Any
 
+from runners.flags import OneLineParser, at_least, identifier
 from runners.methods import METHODS
 from runners.runs import cmd_runs, print_summary
 from runners.single_run import CLIError, ThreadRun, new_thread_id, print_result
 from storage.paths import default_db
 
 EXIT_BAD_INPUT = 2
+RUN_ID_LENGTH = 64  # the run store's column widths
+THREAD_ID_LENGTH = 200
 MODEL_COMMANDS = ("run", "resume", "eval", "demo")
 
 
@@ -70,6 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         thread_id=args.thread or new_thread_id(),
         db=args.db or default_db(),
     )
+    args.thread_id_used = run.thread_id  # named in an endpoint error: the thread stays resumable
     print_result(run.start(), as_json=args.json)
     return 0
 
@@ -160,7 +164,7 @@ def _method_parsers(
             from runners.methods import get_method
 
             names = add_context_flags(sub, get_method(name).context_class, title=f"{name} options")
-        sub.set_defaults(option_names=names)
+        sub.set_defaults(option_names=names, known_flags=sorted(sub._option_string_actions))
 
 
 def _run_common() -> argparse.ArgumentParser:
@@ -172,7 +176,9 @@ def _run_common() -> argparse.ArgumentParser:
     common.add_argument("--reference", help="reference answer/translation kept in the record")
     common.add_argument("--task", help="answer format/grader (gsm8k, medqa, arc_easy, custom, ...)")
     common.add_argument(
-        "--thread", help="thread id (default: a new UUID); an existing thread shows its result"
+        "--thread",
+        type=identifier(THREAD_ID_LENGTH),
+        help="thread id (default: a new UUID); an existing thread shows its result",
     )
     common.add_argument("--db", help=f"SQLite path or postgresql:// URL (default {default_db()})")
     common.add_argument("--json", action="store_true", help="print one JSON object")
@@ -186,12 +192,18 @@ def _eval_common() -> argparse.ArgumentParser:
         "--data", required=True, help="json/jsonl file, or a Hugging Face data set name when online"
     )
     common.add_argument("--reference", help="reference file (CommonMT translations, line-aligned)")
-    common.add_argument("--limit", type=int)
-    common.add_argument("--batch-size", type=int, default=1, help="items that go through the model together")
+    common.add_argument("--limit", type=at_least(1))
     common.add_argument(
-        "--concurrency", type=int, help="items in flight (remote endpoints); default: batch size"
+        "--batch-size", type=at_least(1), default=1, help="items that go through the model together"
     )
-    common.add_argument("--run-id", help="resume this run (finished items are not re-run)")
+    common.add_argument(
+        "--concurrency", type=at_least(1), help="items in flight (remote endpoints); default: batch size"
+    )
+    common.add_argument(
+        "--run-id",
+        type=identifier(RUN_ID_LENGTH),
+        help="resume this run (finished items are not re-run), or work on it beside another process",
+    )
     common.add_argument("--db")
     common.add_argument("--json", action="store_true")
     common.add_argument(
@@ -205,7 +217,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The parser; method flags are only built when the command runs a method (they import nodes)."""
     words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
     with_flags = bool(words) and words[0] in ("run", "eval")
-    parser = argparse.ArgumentParser(prog="masgraph", description=__doc__.split("\n")[0], allow_abbrev=False)
+    parser = OneLineParser(prog="masgraph", description=__doc__.split("\n")[0], allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -214,7 +226,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     resume = commands.add_parser("resume", help="continue an interrupted thread")
-    resume.add_argument("--thread", required=True)
+    resume.add_argument("--thread", required=True, type=identifier(THREAD_ID_LENGTH))
     resume.add_argument(
         "--answer", help="JSON value for a waiting interrupt (e.g. the human moderator's decision)"
     )
@@ -247,8 +259,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="baseline vs text MAS vs LatentMAS on the shipped samples")
     demo.add_argument("--data", help="data file (default: the shipped demo set)")
     demo.add_argument("--task", default="mixed")
-    demo.add_argument("--limit", type=int)
-    demo.add_argument("--batch-size", type=int, default=4)
+    demo.add_argument("--limit", type=at_least(1))
+    demo.add_argument("--batch-size", type=at_least(1), default=4)
     demo.add_argument("--max-new-tokens", type=int, default=192)
     demo.add_argument("--latent-steps", type=int, default=10)
     demo.add_argument("--db")
@@ -264,8 +276,21 @@ def _quiet_model_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; an unknown flag is named with the closest flag the command has."""
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        import difflib
+
+        word = unknown[0].split("=", 1)[0]
+        close = difflib.get_close_matches(word, getattr(args, "known_flags", []), n=1)
+        parser.error(f"unknown option {word}" + (f"; did you mean {close[0]}?" if close else ""))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
+    args = _parse(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not args.verbose and args.command in MODEL_COMMANDS:
         _quiet_model_libraries()
@@ -275,20 +300,38 @@ def main(argv: list[str] | None = None) -> int:
     from tasks import TaskError
 
     try:
-        return args.handler(args)
+        with _database_errors(args):
+            return args.handler(args)
     except OptionError as exc:
         flag = f"--{exc.option.replace('_', '-')}"
-        print(f"masgraph: error: {flag}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(f"{flag}: {exc}")
     except (CLIError, TaskError, ModelLoadError, PromptError, KVStoreError, RunStoreError, ValueError) as exc:
-        print(f"masgraph: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(exc))
+    except Exception as exc:
+        if type(exc).__name__ != "EndpointError":  # nodes.chat_models, imported only by model commands
+            raise
+        thread = getattr(args, "thread_id_used", None)
+        return _fail(
+            f"{exc}" + (f"; the thread {thread} can be resumed with `masgraph resume`" if thread else "")
+        )
     except KeyboardInterrupt:
         print(
             "masgraph: interrupted; resume with the same command (eval: --run-id, run: masgraph resume)",
             file=sys.stderr,
         )
         return 130
+
+
+def _fail(message: str) -> int:
+    print(f"masgraph: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _database_errors(args: argparse.Namespace) -> Any:
+    """Database errors met while a command works, as one line naming the database."""
+    from storage.database import database_errors
+
+    return database_errors(getattr(args, "db", None) or default_db())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ Resume rules: items the run store holds as done are skipped; an item whose threa
 mid-graph continues from its last checkpoint (`invoke(None)`); an item whose graph finished but
 was not yet recorded is recorded from its final checkpoint without re-running anything.
 `(run_id, item_id)` is unique in the store, so nothing is ever recorded twice.
+
+Several processes may work on one run (the same `--run-id`, or workers sharing it): each item is
+claimed with a lease before its graph runs (`storage.leases`), so one process runs it and the
+others wait until it is recorded; a killed process's items are taken over once its leases lapse.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from latent_backend.batching import MicroBatcher
 from runners.methods import EvalMethod, Outcome, get_method
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
+from storage.leases import lease_seconds, new_owner
 from storage.paths import default_db, kv_dir_for
 from storage.run_store import RunStore
-from tasks import Task, TaskItem, get_task, load_items
+from tasks import Task, TaskError, TaskItem, get_task, load_items
 
 log = logging.getLogger(__name__)
 
@@ -66,63 +72,87 @@ def evaluate(
     keep_kv: bool = False,
     reference: str | None = None,
 ) -> EvalSummary:
-    """Run (or resume) an evaluation; returns the summary over every item of the run.
+    """Run (or resume, or join) an evaluation; returns the summary over every item of the run.
 
-    `options` are the method's context fields; they are validated before anything is stored.
+    Everything that can be checked is checked before the run is stored: the options, the data,
+    the database, the models (they are loaded) and whether the agents fit the model's context.
+    Items are claimed with leases, so another process may work on the same run at the same time:
+    each item is run by one of them, and each waits until the other's items are recorded.
     """
     method = get_method(method_name)
     task_obj = get_task(task)  # fail fast on an unknown task, before anything is stored
     items = load_items(data, task=task, limit=limit, reference=reference)
+    if not items:
+        raise TaskError(
+            f"{data}: no items to evaluate" + (f" (--limit {limit})" if limit is not None else "")
+        )
     db = db or default_db()
     options = dict(options or {})
     context = method.context(options, task=task, db=db)
     task_obj = method.task_for_run(task, context)  # graded by the run's rules (lenient or reference)
     store = RunStore(db)
+    method.prepare(context, items, task_obj)
+    graph = compile_with_saver(method.build_graph(), db)
+    batcher = _local_batcher(options)
     run_id = run_id or new_run_id(method_name, task)
     store.open_run(run_id, method=method_name, task=task, data=data, options=options, total_items=len(items))
-    runner = _ItemRunner(
-        graph=compile_with_saver(method.build_graph(), db),
-        method=method,
-        context=context,
-        task=task_obj,
-        store=store,
-        run_id=run_id,
-        db=db,
-        keep_kv=keep_kv,
-        batcher=_local_batcher(options),
-    )
-    if runner.batcher is not None:
-        runner.batcher.configure(max_batch=batch_size)
+    owner = new_owner()
+    runner = _ItemRunner(graph, method, context, task_obj, store, run_id, db, keep_kv, batcher, owner)
+    if batcher is not None:
+        batcher.configure(max_batch=batch_size)
     done = store.finished_item_ids(run_id)
     pending = [(position, item) for position, item in enumerate(items) if item.id not in done]
 
-    started = time.perf_counter()
     bar = _progress(
         total=len(items), initial=len(items) - len(pending), enabled=progress, desc=f"{method_name}/{task}"
     )
-    pool = ThreadPoolExecutor(max_workers=max(1, batch_size, concurrency or 1), thread_name_prefix="item")
     try:
-        futures = [pool.submit(runner.run, position, item) for position, item in pending]
-        for future in as_completed(futures):
-            future.result()
-            bar.update(1)
-    except BaseException:
-        # Ctrl-C or a crash: start no further item; what is recorded stays, --run-id resumes the rest.
-        pool.shutdown(wait=False, cancel_futures=True)
+        with store.lease_keeper(owner):
+            _run_items(runner, pending, workers=max(1, batch_size, concurrency or 1), bar=bar)
+    except BaseException as exc:
+        # Ctrl-C or a crash: what is recorded stays, --run-id resumes the rest. The run is
+        # "running" still while another process works on it.
+        with contextlib.suppress(Exception):  # never mask the error that stopped the run
+            if not store.live_owners(run_id) - {owner}:
+                store.set_status(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
         raise
     finally:
-        pool.shutdown(wait=True)
         bar.close()
     summary = summarize(
         store,
         run_id,
         method_name,
         task,
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - runner.started,
         skipped=len(items) - len(pending),
     )
     store.finish_run(run_id, "completed", _metrics(summary))
     return summary
+
+
+def _run_items(runner: _ItemRunner, pending: list[tuple[int, TaskItem]], *, workers: int, bar: Any) -> None:
+    """Run the pending items on a thread pool; items another process holds are tried again until
+    that process has recorded them (or died, and its leases expired)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item")
+    try:
+        while pending:
+            futures = {
+                pool.submit(runner.run, position, item): (position, item) for position, item in pending
+            }
+            pending = []
+            for future in as_completed(futures):
+                if future.result() == "busy":
+                    pending.append(futures[future])
+                else:
+                    bar.update(1)
+            if pending:
+                log.info("waiting for %d item(s) another process is working on", len(pending))
+                time.sleep(min(2.0, lease_seconds() / 4))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)  # start no further item
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
@@ -149,11 +179,30 @@ class _ItemRunner:
     db: str
     keep_kv: bool
     batcher: MicroBatcher | None
+    owner: str  # the name this evaluation claims items under
+    started: float = field(default_factory=time.perf_counter)
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
 
-    def run(self, position: int, item: TaskItem) -> None:
+    def run(self, position: int, item: TaskItem) -> str:
+        """ "recorded" (run here), "skipped" (another process recorded it meanwhile), or "busy"."""
+        if not self.store.claim_item(self.run_id, item.id, self.owner):
+            return "busy"
+        if self._recorded_elsewhere(item):
+            self.store.release_item(self.run_id, item.id, self.owner)
+            return "skipped"
         # While this thread works on its item, the batcher waits for it before running a batch.
         with self.batcher.participant() if self.batcher is not None else contextlib.nullcontext():
             self._run(position, item)
+        return "recorded"
+
+    def _recorded_elsewhere(self, item: TaskItem) -> bool:
+        """Done, or failed while this evaluation ran: another process took care of it."""
+        status = self.store.item_status(self.run_id, item.id)
+        if status is None:
+            return False
+        state, finished = status
+        finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
+        return state == "done" or finished >= self.since
 
     def _run(self, position: int, item: TaskItem) -> None:
         graph, thread_id = self.graph, self.store.item_thread(self.run_id, item.id)
@@ -189,6 +238,7 @@ class _ItemRunner:
             steps=steps,
             seconds=time.perf_counter() - started,
             error=outcome.error,
+            owner=self.owner,
         )
         if not self.keep_kv and outcome.error is None:
             from latent_backend.kv_store import kv_store

@@ -14,7 +14,7 @@ import json
 import types
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 
 def add_context_flags(parser: argparse.ArgumentParser, context_class: type, *, title: str) -> list[str]:
@@ -83,4 +83,41 @@ def _json_value(kind: str) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}); give a JSON {kind}") from None
 
     parse.__name__ = f"JSON {kind}"
+    return parse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage of a method's many flags is long)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"masgraph: error: {message} (`{self.prog} --help` lists the options)\n")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An int flag type that refuses values below `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def identifier(max_length: int) -> Callable[[str], str]:
+    """A run or thread id flag type: non-empty, printable, no spaces, at most `max_length` characters."""
+
+    def parse(text: str) -> str:
+        if not text or not text.isprintable() or any(c.isspace() for c in text):
+            raise argparse.ArgumentTypeError(f"must be a non-empty id without spaces, got {text!r}")
+        if len(text) > max_length:
+            raise argparse.ArgumentTypeError(f"must be at most {max_length} characters, got {len(text)}")
+        return text
+
+    parse.__name__ = "id"
     return parse

@@ -36,9 +36,10 @@ class ThreadRun:
     db: str
 
     def start(self) -> dict[str, Any]:
-        store = RunStore(self.db)
         context = self.method.context(self.options, task=self.task, db=self.db)  # validated before storing
-        stored = {"task": self.task, **self.options}
+        store = RunStore(self.db)
+        self.method.prepare(context, [self.item], self.method.task_for_run(self.task, context))  # models load
+        stored = {"task": self.task, **self.options}  # URLs stored with their passwords masked
         store.save_thread(self.thread_id, method=self.method.name, options=stored, item=self.item.to_dict())
         return self._drive(context, answer=None, start=True)
 

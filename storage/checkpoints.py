@@ -11,12 +11,12 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
+from storage.database import check_database, database_errors, sqlite_file
 from storage.paths import default_db, is_url
 
 RUN_DURABILITY = "sync"
@@ -27,9 +27,7 @@ _lock = threading.Lock()
 
 
 def _sqlite_path(db: str) -> str:
-    path = Path(db).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return str(path.resolve())
+    return str(sqlite_file(db))
 
 
 def checkpointer(db: str | None = None) -> BaseCheckpointSaver:
@@ -37,19 +35,17 @@ def checkpointer(db: str | None = None) -> BaseCheckpointSaver:
     key = db or default_db()
     with _lock:
         if key not in _savers:
-            _savers[key] = _open_saver(key)
+            check_database(key)  # one line naming the path or the (masked) URL
+            with database_errors(key):
+                _savers[key] = _open_saver(key)
         return _savers[key]
 
 
 def _open_saver(db: str) -> BaseCheckpointSaver:
     if is_url(db):
-        if not db.startswith(("postgresql://", "postgres://")):
-            raise ValueError(f"unsupported database URL {db!r}: use a SQLite path or postgresql://...")
-        try:
-            from langgraph.checkpoint.postgres import PostgresSaver
-            from psycopg import Connection
-        except ImportError as exc:  # pragma: no cover - optional extra
-            raise ImportError("PostgreSQL needs the extra: pip install 'masgraph[postgres]'") from exc
+        from langgraph.checkpoint.postgres import PostgresSaver  # check_database: the extra is there
+        from psycopg import Connection
+
         conn = Connection.connect(db, autocommit=True, prepare_threshold=0)
         saver = PostgresSaver(conn)
         saver.setup()

@@ -34,3 +34,42 @@ def kv_dir_for(db: str) -> Path:
     if is_url(db):
         return data_dir() / "kv"
     return Path(db).expanduser().resolve().with_name(Path(db).name + ".kv")
+
+
+MASK = "***"
+_SECRET_QUERY_KEYS = ("key", "token", "secret", "password", "passwd", "pwd", "sig", "auth")
+
+
+def mask_url(url: str) -> str:
+    """`url` with its credentials masked: the password (or a lone user name, often a token) and
+    query values whose names look secret (`api_key`, `token`, ...) become `***`."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        secret = [any(word in name.lower() for word in _SECRET_QUERY_KEYS) for name, _ in pairs]
+        if any(secret):
+            query = urlencode(
+                [(n, MASK if s else v) for (n, v), s in zip(pairs, secret, strict=True)], safe="*"
+            )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_secrets(value: object) -> object:
+    """A JSON-like value with every URL in it masked (`mask_url`): what may be stored or shown."""
+    if isinstance(value, str):
+        return mask_url(value) if "://" in value else value
+    if isinstance(value, dict):
+        return {key: mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_secrets(item) for item in value]
+    return value

@@ -7,15 +7,19 @@ resumed run can neither lose nor duplicate an item.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.paths import default_db, is_url
+from storage import leases
+from storage.database import create_tables, open_engine
+from storage.paths import default_db, mask_secrets
 from storage.run_tables import Base, Item, ItemThread, Result, Run, Step, Thread, item_thread_id
 
 __all__ = ["Item", "Run", "RunStore", "RunStoreError", "Step", "Thread", "item_thread_id"]
@@ -37,23 +41,15 @@ STEP_COLUMNS = (
 )
 
 
-def _url(db: str) -> str:
-    if is_url(db):
-        return db.replace("postgres://", "postgresql+psycopg://").replace(
-            "postgresql://", "postgresql+psycopg://"
-        )
-    path = Path(db).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
-
-
 class RunStore:
+    """Runs, items, steps, results and threads of one database; options are stored with every URL's
+    credentials masked. Items are claimed with leases (`storage.leases`) so that several processes
+    can share a run."""
+
     def __init__(self, db: str | None = None) -> None:
         self.db = db or default_db()
-        self.engine = create_engine(_url(self.db))
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        self.engine = open_engine(self.db)
+        create_tables(self.engine, Base.metadata, self.db)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
@@ -71,6 +67,14 @@ class RunStore:
         total_items: int,
     ) -> tuple[Run, bool]:
         """Create the run, or return the existing one to resume (same method and task only)."""
+        try:
+            return self._open_run(run_id, method, task, data, mask_secrets(options), total_items)
+        except IntegrityError:  # another process created the same run a moment ago: join it
+            return self._open_run(run_id, method, task, data, mask_secrets(options), total_items)
+
+    def _open_run(
+        self, run_id: str, method: str, task: str, data: str | None, options: Any, total_items: int
+    ) -> tuple[Run, bool]:
         with self.session() as session, session.begin():
             run = session.get(Run, run_id)
             if run is None:
@@ -127,6 +131,43 @@ class RunStore:
                 raise RunStoreError(f"no run {run_id!r} in {self.db}")
             session.delete(run)
 
+    def set_status(self, run_id: str, status: str) -> None:
+        with self.session() as session, session.begin():
+            run = session.get(Run, run_id)
+            if run is not None:
+                run.status = status
+
+    # -- leases (storage.leases) ----------------------------------------------------------------
+    def claim_item(self, run_id: str, item_id: str, owner: str, ttl: float | None = None) -> bool:
+        """Take the item for `owner`; False while another live process holds it."""
+        return leases.claim(self._sessions, run_id, item_id, owner, ttl or leases.lease_seconds())
+
+    def release_item(self, run_id: str, item_id: str, owner: str) -> None:
+        with self.session() as session, session.begin():
+            leases.release(session, run_id, item_id, owner)
+
+    def lease_keeper(self, owner: str, ttl: float | None = None) -> leases.LeaseKeeper:
+        """Keeps `owner`'s leases alive while it works (a context manager); releases them at exit."""
+        return leases.LeaseKeeper(self._sessions, owner, ttl or leases.lease_seconds())
+
+    def live_owners(self, run_id: str) -> set[str]:
+        return leases.live_owners(self._sessions, run_id)
+
+    def item_status(self, run_id: str, item_id: str) -> tuple[str, datetime] | None:
+        """(done | failed, when it was recorded) of a recorded item, None when it is not recorded."""
+        with self.session() as session:
+            query = select(Item.status, Item.finished_at).where(
+                Item.run_id == run_id, Item.item_id == item_id
+            )
+            row = session.execute(query).first()
+            return None if row is None else (row[0], row[1])
+
+    def recorded_count(self, run_id: str) -> int:
+        with self.session() as session:
+            return int(
+                session.scalar(select(func.count()).select_from(Item).where(Item.run_id == run_id)) or 0
+            )
+
     # -- single-run threads -------------------------------------------------------------------
     def save_thread(
         self, thread_id: str, *, method: str, options: dict[str, Any], item: dict[str, Any]
@@ -138,7 +179,7 @@ class RunStore:
                     f"thread {thread_id!r} already runs the {existing.method} graph, not {method}"
                 )
             if existing is None:
-                session.add(Thread(id=thread_id, method=method, options=options, item=item))
+                session.add(Thread(id=thread_id, method=method, options=mask_secrets(options), item=item))
 
     def get_thread(self, thread_id: str) -> Thread:
         with self.session() as session:
@@ -151,9 +192,9 @@ class RunStore:
     def item_thread(self, run_id: str, item_id: str) -> str:
         """The item's graph thread id, registered with the run before the graph first runs."""
         thread_id = item_thread_id(run_id, item_id)
-        with self.session() as session, session.begin():
+        with contextlib.suppress(IntegrityError), self.session() as session, session.begin():
             query = select(ItemThread).where(ItemThread.run_id == run_id, ItemThread.item_id == item_id)
-            if session.scalar(query) is None:
+            if session.scalar(query) is None:  # (a concurrent registration of the same row is fine)
                 session.add(ItemThread(run_id=run_id, item_id=item_id, thread_id=thread_id))
         return thread_id
 
@@ -183,12 +224,16 @@ class RunStore:
         steps: list[dict[str, Any]],
         seconds: float,
         error: str | None = None,
+        owner: str | None = None,
     ) -> bool:
         """Write one finished item and its steps atomically; False if it was already recorded.
 
-        A failed item is replaced when its retry is recorded (resume retries failures).
+        A failed item is replaced when its retry is recorded (resume retries failures). `owner`'s
+        lease on the item is released in the same transaction.
         """
         with self.session() as session, session.begin():
+            if owner is not None:
+                leases.release(session, run_id, item_id, owner)
             query = select(Item).where(Item.run_id == run_id, Item.item_id == item_id)
             existing = session.scalar(query)
             if existing is not None:
@@ -260,11 +305,3 @@ class RunStore:
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
             count += 1
         return count
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -2,6 +2,7 @@
 
 `mg_item_threads` names the graph thread of every item an evaluation has started (recorded or not),
 so deleting a run finds all of its checkpoints and KV entries by exact id, never by prefix.
+`mg_leases` says which process (or worker) works on which item of a run (see `storage.leases`).
 """
 
 from __future__ import annotations
@@ -132,3 +133,19 @@ class ItemThread(Base):
     item_id: Mapped[str] = mapped_column(String(128))
     thread_id: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
+class Lease(Base):
+    """Which process works on an item of a run, until when (epoch seconds); renewed while it works.
+
+    A row without an owner, or whose lease has expired, may be claimed by any process or worker.
+    """
+
+    __tablename__ = "mg_leases"
+    __table_args__ = (UniqueConstraint("run_id", "item_id", name="uq_lease_per_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("mg_runs.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str | None] = mapped_column(String(160), index=True)
+    expires: Mapped[float | None] = mapped_column(Float)

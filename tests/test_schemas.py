@@ -16,9 +16,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_langgraph_json_lists_exactly_the_registered_graphs() -> None:
+    """Studio serves each graph through its checking factory in graphs/studio.py."""
+    from langgraph_sdk.runtime import _ReadRuntime
+
+    from graphs import studio
+
     graphs = json.loads((ROOT / "langgraph.json").read_text())["graphs"]
-    expected = {name: f"./{module.replace('.', '/')}.py:graph" for name, (_, module) in METHODS.items()}
-    assert graphs == expected
+    assert graphs == {name: f"./graphs/studio.py:{name}" for name in METHODS}
+    for name, (_, module) in METHODS.items():
+        factory = getattr(studio, name)
+        read = _ReadRuntime(access_context="assistants.read", store=None)
+        assert factory(read) is importlib.import_module(module).graph
 
 
 def test_cli_offers_exactly_the_registered_methods() -> None:

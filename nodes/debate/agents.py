@@ -21,6 +21,7 @@ from nodes.debate.state import DebateState, Message, arguments, failure, memory_
 from nodes.debate.turns import turn
 from nodes.debate.verdicts import answer_key, judge_json_format, parse_judge, parse_reference
 from nodes.fields import context_of
+from storage.paths import mask_url
 
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
 PLAYER_NAMES = {
@@ -233,7 +234,7 @@ def conclude(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, A
 
 
 def _model_name(config: ChatModelConfig) -> str:
-    return config.model if config.base_url is None else f"{config.model}@{config.base_url}"
+    return config.model if config.base_url is None else f"{config.model}@{mask_url(config.base_url)}"
 
 
 def _decision(state: DebateState, ctx: DebateContext) -> dict[str, Any] | None:

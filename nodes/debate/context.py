@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from nodes.chat_models import ChatModelConfig, chat_model
 from nodes.debate.prompts import PROMPT_KEYS, prompt_templates
-from nodes.fields import OptionError, check_options, option
+from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.prompt_files import read_prompt_file
 
 DEFAULT_TURN_TOKENS = 512
@@ -18,7 +18,7 @@ def _role_model(player: str) -> Any:
 
 
 @dataclass
-class DebateContext:
+class DebateContext(CheckedOptions):
     """Options of the MAD debate: mode, rounds, stop rule, models per role, prompts, human role."""
 
     preset: Literal["default", "reference"] = option(

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 from latent_backend import GenerationRequest, KVHandle, RolloutRequest, get_backend
 from nodes.agent_call import TraceEntry, ask
 from nodes.fields import context_of
+from nodes.latentmas.budget import check_chain
 from nodes.latentmas.context import MASContext
 from nodes.latentmas.reference import reference_context
 
@@ -61,6 +62,8 @@ def latent_agent(agent: str):
     def node(state: dict[str, Any], runtime: Runtime[MASContext]) -> dict[str, Any]:
         ctx = context_of(runtime, MASContext)
         backend = get_backend(ctx.model)
+        if state.get("kv") is None:  # the chain's first agent: refuse a chain that cannot fit, now
+            check_chain(ctx, backend, state["question"], state.get("answer_instruction"))
         started = time.perf_counter()
         result = backend.submit_rollout(
             RolloutRequest(

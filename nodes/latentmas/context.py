@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from nodes.chat_models import ChatModelConfig, is_registered
-from nodes.fields import OptionError, check_options, option
+from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.latentmas.prompts import BASELINE_PROMPT, LATENT_PROMPTS, TEXT_PROMPTS, fill
 from nodes.latentmas.reference import DEFAULTS, FAMILIES, REFERENCE_DEFAULTS, reference_template
 from nodes.prompt_files import read_prompt_file
@@ -25,7 +25,7 @@ def _known_prompt(key: str) -> bool:
 
 
 @dataclass
-class MASContext:
+class MASContext(CheckedOptions):
     """Options of the LatentMAS, text-MAS and single-agent graphs (LangGraph `context_schema`)."""
 
     task: str = option("gsm8k", "Task whose answer format the judger uses (gsm8k, medqa, arc_easy, ...).")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from nodes.chat_models import ChatModelConfig
-from nodes.fields import OptionError, check_options, option
+from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.medagents.prompts import check_prompt_overrides
 from nodes.medagents.reference import REFERENCE_PROMPTS
 from nodes.prompt_files import read_prompt_file
@@ -43,7 +43,7 @@ def _tokens(default: int, description: str) -> Any:
 
 
 @dataclass(frozen=True)
-class MedAgentsContext:
+class MedAgentsContext(CheckedOptions):
     """Run configuration of a MedAgents graph (LangGraph `context_schema`; never checkpointed)."""
 
     method: Method = option(

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import StateGraph
 
+from nodes.fields import OptionError
 from tasks import Grade, Task, TaskItem, get_task
+
+if TYPE_CHECKING:
+    from nodes.chat_models import ChatModelConfig
 
 # name -> (adapter "module:attribute", graph module). The graph module is also langgraph.json's entry.
 METHODS: dict[str, tuple[str, str]] = {
@@ -66,6 +70,16 @@ class EvalMethod(ABC):
         """The context for a run: the given options (field values, validated), plus what the task
         and database imply."""
 
+    def chat_configs(self, context: Any) -> list[ChatModelConfig]:
+        """The chat models the context's agents talk to (for `prepare`)."""
+        return []
+
+    def prepare(self, context: Any, items: Sequence[TaskItem], task: Task) -> None:
+        """Everything that can fail before any item runs, checked before a run is stored: the local
+        models load, and their context can hold the token limits (raises OptionError,
+        ModelLoadError)."""
+        load_local_models(self.chat_configs(context))
+
     @abstractmethod
     def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
         """The graph input state for one item (`context`: the run's, for preset-dependent rendering)."""
@@ -84,6 +98,24 @@ def get_method(name: str) -> EvalMethod:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
     module_name, attribute = METHODS[name][0].split(":")
     return getattr(importlib.import_module(module_name), attribute)
+
+
+def load_local_models(configs: Sequence[ChatModelConfig]) -> None:
+    """Load every local model among `configs` and check its token limit fits the model's context."""
+    from nodes.chat_models import is_registered
+
+    for config in dict.fromkeys(configs):
+        if not config.is_local or is_registered(config.model):
+            continue
+        from latent_backend import get_backend
+
+        backend = get_backend(config.local_model_ref)
+        if config.max_tokens >= backend.loaded.max_positions:
+            raise OptionError(
+                "max_new_tokens",
+                f"a limit of {config.max_tokens} new tokens does not fit {backend.model_id}'s context "
+                f"of {backend.loaded.max_positions} positions",
+            )
 
 
 def graded_outcome(grade: Grade, record: dict[str, Any], *, gradable: bool = True) -> Outcome:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nodes.chat_models import ChatModelConfig
 from nodes.debate.context import DebateContext
 from nodes.debate.state import debate_input
 from nodes.debate.verdicts import answer_key
@@ -18,6 +19,7 @@ from nodes.fields import context_from
 from runners.methods import EvalMethod, Outcome, graded_outcome
 from tasks import Task, TaskItem
 
+DEBATE_ROLES = ("base", "affirmative", "negative", "moderator", "judge")
 TRANSLATION_TASKS = ("commonmt", "mt", "translation", "wmt")
 
 
@@ -37,6 +39,9 @@ class DebateMethod(EvalMethod):
 
     def context(self, options: Mapping[str, Any], *, task: str, db: str) -> DebateContext:
         return context_from(DebateContext, {"mode": mode_for(task), **options})
+
+    def chat_configs(self, context: DebateContext) -> list[ChatModelConfig]:
+        return [context.model_config_for(role) for role in DEBATE_ROLES]
 
     def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
         """qa: the item's question is the topic. Translation: the item's text, its languages from

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nodes.chat_models import ChatModelConfig
 from nodes.fields import context_from
+from nodes.latentmas.budget import check_chain
 from nodes.latentmas.context import MASContext
 from nodes.latentmas.reference import reference_question
 from runners.methods import EvalMethod, Outcome, graded_outcome
@@ -26,6 +28,23 @@ class MASMethod(EvalMethod):
     def context(self, options: Mapping[str, Any], *, task: str, db: str) -> MASContext:
         values = {"task": task, "kv_dir": str(kv_dir_for(db)), **options}
         return context_from(MASContext, values)
+
+    def chat_configs(self, context: MASContext) -> list[ChatModelConfig]:
+        return [context.chat_config()]
+
+    def prepare(self, context: MASContext, items: Sequence[TaskItem], task: Task) -> None:
+        """Text agents: the generic checks. LatentMAS: its agents run on the local backend, and the
+        chain of agents must fit the model's context (checked on the shortest item; an item too
+        long for it fails alone, before its first agent runs)."""
+        if self.name != "latent_mas":
+            return super().prepare(context, items, task)
+        from latent_backend import get_backend
+
+        backend = get_backend(context.model)
+        if items:
+            shortest = min(items, key=lambda item: len(task.prompt(item)))
+            first = self.make_input(shortest, task, context)
+            check_chain(context, backend, first["question"], first["answer_instruction"])
 
     def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
         question = task.prompt(item)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nodes.chat_models import ChatModelConfig
 from nodes.fields import context_from
-from nodes.medagents.context import MedAgentsContext
+from nodes.medagents.context import ROLES, MedAgentsContext
 from nodes.medagents.reference import reference_question
 from nodes.medagents.state import MedAgentsInput
 from runners.methods import EvalMethod, Outcome, graded_outcome
@@ -41,6 +42,9 @@ class MedAgentsMethod(EvalMethod):
     def context(self, options: Mapping[str, Any], *, task: str, db: str) -> MedAgentsContext:
         """The options are MedAgentsContext fields; the agents' prompts do not depend on the task."""
         return context_from(MedAgentsContext, dict(options))
+
+    def chat_configs(self, context: MedAgentsContext) -> list[ChatModelConfig]:
+        return [context.chat_config(role, 1) for role in ROLES]
 
     def make_input(self, item: TaskItem, task: Task, context: Any = None) -> dict[str, Any]:
         question = item.question
