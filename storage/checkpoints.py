@@ -16,11 +16,12 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
-from storage.database import check_database, database_errors, sqlite_file
+from storage.database import check_database, database_errors, retry_races, sqlite_file
 from storage.paths import default_db, is_url
 
 RUN_DURABILITY = "sync"
 BUSY_TIMEOUT_SECONDS = 30
+SETUP_LOCK_ID = 0x6D67_6370  # PostgreSQL advisory lock serializing the checkpoint tables' creation
 
 _savers: dict[str, BaseCheckpointSaver] = {}
 _lock = threading.Lock()
@@ -48,14 +49,19 @@ def _open_saver(db: str) -> BaseCheckpointSaver:
 
         conn = Connection.connect(db, autocommit=True, prepare_threshold=0)
         saver = PostgresSaver(conn)
-        saver.setup()
+        # One process at a time runs the saver's migrations (a session lock, held only meanwhile).
+        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_ID,))
+        try:
+            retry_races(saver.setup, db)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_ID,))
         return saver
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     conn = sqlite3.connect(_sqlite_path(db), check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
     saver = SqliteSaver(conn)
-    saver.setup()  # creates the tables and switches the file to WAL
+    retry_races(saver.setup, db)  # creates the tables and switches the file to WAL
     return saver
 
 

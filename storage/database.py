@@ -14,9 +14,9 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
@@ -29,6 +29,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 POSTGRES_EXTRA = "PostgreSQL needs the extra: pip install 'masgraph[postgres]'"
 CREATE_ATTEMPTS = 8
+T = TypeVar("T")
 
 
 class DatabaseError(ValueError):
@@ -111,18 +112,27 @@ def open_engine(db: str) -> Engine:
 
 
 def create_tables(engine: Engine, metadata: MetaData, db: str) -> None:
-    """Create the missing tables; when another process creates them at the same moment, look again."""
+    """Create the missing tables, race-free (`retry_races`)."""
+    retry_races(lambda: metadata.create_all(engine), db)
+
+
+def retry_races(create: Callable[[], T], db: str) -> T:
+    """Run a schema-creating step; when another process creates the same table or type at the same
+    moment ("already exists", a duplicate type name), run it again: it then finds the schema there.
+    A real problem fails every attempt and is raised as a DatabaseError."""
     for attempt in range(CREATE_ATTEMPTS):
         try:
-            metadata.create_all(engine)
-            return
-        except SQLAlchemyError:
-            # "table already exists" / a duplicate type name: a concurrent CREATE won the race,
-            # and the next look finds the table. A real problem fails every attempt.
-            if attempt == CREATE_ATTEMPTS - 1:
+            return create()
+        except Exception as exc:
+            if attempt == CREATE_ATTEMPTS - 1 or not _is_driver_error(exc):
                 with database_errors(db):
                     raise
-            time.sleep(0.02 * (attempt + 1) * (1 + random.random()))
+        time.sleep(0.02 * (attempt + 1) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return isinstance(exc, SQLAlchemyError | sqlite3.Error) or type(exc).__module__.startswith("psycopg")
 
 
 @contextlib.contextmanager
@@ -135,7 +145,7 @@ def database_errors(db: str) -> Iterator[None]:
     except sqlite3.Error as exc:
         raise DatabaseError(_message(db, exc)) from None
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] == "psycopg":
+        if type(exc).__module__.startswith("psycopg"):
             raise DatabaseError(_message(db, exc)) from None
         raise
 
