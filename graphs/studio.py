@@ -17,13 +17,18 @@ from langgraph_sdk.runtime import ServerRuntime
 
 from nodes.fields import context_from
 
+# Imported now: the server calls the factories inside its event loop, where an import would block.
+GRAPHS: dict[str, CompiledStateGraph] = {
+    name: importlib.import_module(f"graphs.{name}").graph
+    for name in ("baseline", "text_mas", "latent_mas", "medagents", "debate")
+}
 # Keys the server or an older SDK client may put in a context sent as `config.configurable`.
 SERVER_KEYS = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "run_id", "assistant_id", "graph_id"})
 
 
 def checked(module: str, runtime: ServerRuntime) -> CompiledStateGraph:
     """`graphs.<module>.graph`, after checking the context of the run about to execute."""
-    graph: CompiledStateGraph = importlib.import_module(f"graphs.{module}").graph
+    graph = GRAPHS[module]
     execution = runtime.execution_runtime
     context: Any = execution.context if execution is not None else None
     if isinstance(context, Mapping):

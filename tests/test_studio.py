@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +75,13 @@ def test_langgraph_dev_serves_every_graph_with_its_schemas(tmp_path):
             schemas = get(f"http://127.0.0.1:{port}/assistants/{assistant['assistant_id']}/schemas")
             for kind in ("input_schema", "output_schema", "context_schema"):
                 assert schemas.get(kind) and schemas[kind].get("properties"), (assistant["graph_id"], kind)
+        # A mistyped option is an error naming the closest one, not silently dropped by the server.
+        body = {"assistant_id": "baseline", "input": {"question": "2+2?"}, "context": {"temprature": 0.5}}
+        try:
+            result = json.dumps(post(f"http://127.0.0.1:{port}/runs/wait", body))
+        except urllib.error.HTTPError as error:
+            result = error.read().decode(errors="replace")
+        assert "did you mean 'temperature'" in result, result
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
