@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from storage.run_store import RunStore
+from storage.run_store import RunStore, item_thread_id
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -44,11 +44,11 @@ def eval_command(data: str, db: str, run_id: str) -> list[str]:
     ]
 
 
-def checkpoints_of(db: str, prefix: str) -> int:
+def checkpoints_of(db: str, thread_id: str) -> int:
     try:
         with sqlite3.connect(db, timeout=30) as conn:
             return conn.execute(
-                "SELECT COUNT(*) FROM checkpoints WHERE thread_id LIKE ?", (prefix + "%",)
+                "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (thread_id,)
             ).fetchone()[0]
     except sqlite3.OperationalError:
         return 0
@@ -69,8 +69,10 @@ def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path):
     )
     deadline = time.monotonic() + 240
     # Kill once the second item's graph is part-way through (some of its checkpoints exist).
-    while time.monotonic() < deadline and checkpoints_of(db, "crashy:q1") < 3:
+    second_item = item_thread_id("crashy", "q1")
+    while time.monotonic() < deadline and checkpoints_of(db, second_item) < 3:
         time.sleep(0.05)
+    assert checkpoints_of(db, second_item) >= 3, "the eval never reached the second item's graph"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
