@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 
 from tasks.answers import extract_code_block
-from tasks.base import Grade, TaskError, TaskItem
-from tasks.graders import Task
+from tasks.base import Grade, Task, TaskError, TaskItem
 from tasks.reference_rules import reference_code_block
 from tasks.sandbox import run_untrusted
 
