@@ -8,6 +8,7 @@ concurrent calls from parallel graph branches are batched through the model toge
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class LocalChatModel(BaseChatModel):
 
 
 _registered: dict[str, BaseChatModel] = {}
+PLUGINS_ENV = "MASGRAPH_PLUGINS"
 
 
 def register_chat_model(name: str, model: BaseChatModel) -> None:
@@ -190,12 +192,30 @@ def register_chat_model(name: str, model: BaseChatModel) -> None:
     _build_chat_model.cache_clear()
 
 
+@lru_cache(maxsize=1)
+def load_plugins() -> tuple[str, ...]:
+    """Import the modules named in $MASGRAPH_PLUGINS (comma-separated), once per process.
+
+    A plugin registers chat models with `register_chat_model` when imported, so every process that
+    runs graphs (the CLI, an evaluation, `langgraph dev`) can select them by name.
+    """
+    names = tuple(n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(f"{PLUGINS_ENV}: cannot import plugin module {name!r}: {exc}") from exc
+    return names
+
+
 def is_registered(name: str | None) -> bool:
+    load_plugins()
     return name is not None and name in _registered
 
 
 def chat_model(config: ChatModelConfig) -> BaseChatModel:
     """The chat model for `config`: a registered one by name, else built once per configuration."""
+    load_plugins()
     if config.model in _registered:
         return _registered[config.model]
     return _build_chat_model(config)

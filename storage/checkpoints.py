@@ -1,12 +1,16 @@
-"""LangGraph checkpointers: one SQLite saver per database per process (PostgreSQL by URL).
+"""LangGraph checkpointers: one saver per database per process, SQLite by path, PostgreSQL by URL.
 
 Runners compile graphs with `checkpointer(db)` and invoke with `durability="sync"`, so a crash
-inside node N leaves node N-1's checkpoint on disk. `studio_checkpointer` is the
-async factory that `langgraph.json` names, so Studio's runs persist to the same database.
+inside node N leaves node N-1's checkpoint on disk. The savers (`storage.savers`) serve sync and
+async calls, so a graph from `compile_with_saver` supports `invoke`/`stream` and `ainvoke`/`astream`.
+`studio_checkpointer` is the factory `langgraph.json` names: the LangGraph server uses the same
+saver on the same database ($MASGRAPH_DB, a path or a postgresql:// URL), so a thread started in
+the CLI, in Python or in Studio is one thread space.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -18,6 +22,7 @@ from langgraph.graph import StateGraph
 
 from storage.database import check_database, database_errors, retry_races, sqlite_file
 from storage.paths import default_db, is_url
+from storage.savers import SqliteCheckpointer
 
 RUN_DURABILITY = "sync"
 BUSY_TIMEOUT_SECONDS = 30
@@ -44,11 +49,12 @@ def checkpointer(db: str | None = None) -> BaseCheckpointSaver:
 
 def _open_saver(db: str) -> BaseCheckpointSaver:
     if is_url(db):
-        from langgraph.checkpoint.postgres import PostgresSaver  # check_database: the extra is there
-        from psycopg import Connection
+        from psycopg import Connection  # check_database: the extra is there
+
+        from storage.postgres_saver import PostgresCheckpointer
 
         conn = Connection.connect(db, autocommit=True, prepare_threshold=0)
-        saver = PostgresSaver(conn)
+        saver = PostgresCheckpointer(conn)
         # One process at a time runs the saver's migrations (a session lock, held only meanwhile).
         conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_ID,))
         try:
@@ -56,11 +62,9 @@ def _open_saver(db: str) -> BaseCheckpointSaver:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_ID,))
         return saver
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     conn = sqlite3.connect(_sqlite_path(db), check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
-    saver = SqliteSaver(conn)
+    saver = SqliteCheckpointer(conn)
     retry_races(saver.setup, db)  # creates the tables and switches the file to WAL
     return saver
 
@@ -76,9 +80,6 @@ def thread_config(thread_id: str, **configurable: Any) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def studio_checkpointer() -> AsyncIterator[BaseCheckpointSaver]:
-    """Async SQLite saver for `langgraph dev` (named in langgraph.json); database = $MASGRAPH_DB."""
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    async with AsyncSqliteSaver.from_conn_string(_sqlite_path(default_db())) as saver:
-        await saver.setup()
-        yield saver
+    """The saver of $MASGRAPH_DB for `langgraph dev` (named in langgraph.json): the very saver the
+    CLI uses, opened off the event loop (a PostgreSQL URL connects over the network)."""
+    yield await asyncio.to_thread(checkpointer, default_db())
