@@ -19,6 +19,7 @@ from runners.flags import OneLineParser, at_least, identifier
 from runners.methods import METHODS
 from runners.runs import cmd_runs, print_summary
 from runners.single_run import CLIError, ThreadRun, new_thread_id, print_result
+from runners.thread_space import check_thread_id
 from storage.paths import default_db
 
 EXIT_BAD_INPUT = 2
@@ -70,8 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         task=args.task or _default_task(args),
         options=options,
         item=item,
-        thread_id=args.thread or new_thread_id(),
+        thread_id=check_thread_id(args.thread) if args.thread else new_thread_id(),
         db=args.db or default_db(),
+        stream=args.stream,
     )
     args.thread_id_used = run.thread_id  # named in an endpoint error: the thread stays resumable
     print_result(run.start(), as_json=args.json)
@@ -86,6 +88,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise CLIError(f"--answer is not valid JSON: {exc}") from exc
     run = ThreadRun.load(args.thread, args.db or default_db())
+    run.stream = args.stream
     print_result(run.resume(answer), as_json=args.json)
     return 0
 
@@ -178,8 +181,9 @@ def _run_common() -> argparse.ArgumentParser:
     common.add_argument(
         "--thread",
         type=identifier(THREAD_ID_LENGTH),
-        help="thread id (default: a new UUID); an existing thread shows its result",
+        help="thread id, a UUID (default: a new one); an existing thread shows its result",
     )
+    common.add_argument("--stream", action="store_true", help="show the agents' text and progress live")
     common.add_argument("--db", help=f"SQLite path or postgresql:// URL (default {default_db()})")
     common.add_argument("--json", action="store_true", help="print one JSON object")
     return common
@@ -232,6 +236,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     resume.add_argument("--db")
     resume.add_argument("--json", action="store_true")
+    resume.add_argument("--stream", action="store_true", help="show the agents' text and progress live")
     resume.set_defaults(handler=cmd_resume)
 
     ev = commands.add_parser("eval", help="evaluate a method on a data set (resumable with --run-id)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
 from storage.database import check_database, database_errors, retry_races, sqlite_file
-from storage.paths import default_db, is_url
+from storage.paths import default_db, is_url, mask_secrets
 from storage.savers import SqliteCheckpointer
 
 RUN_DURABILITY = "sync"
@@ -70,12 +71,26 @@ def _open_saver(db: str) -> BaseCheckpointSaver:
 
 
 def compile_with_saver(builder: StateGraph, db: str | None = None, **kwargs: Any):
-    """Compile a graph builder for a runner: checkpointed to `db`."""
-    return builder.compile(checkpointer=checkpointer(db), **kwargs)
+    """Compile a graph builder for a runner: checkpointed to `db`.
+
+    `name` (a graph id of langgraph.json, e.g. "debate") names the graph in traces and goes into
+    every checkpoint's metadata as `graph_id`, the key the LangGraph server files threads under.
+    """
+    graph = builder.compile(checkpointer=checkpointer(db), **kwargs)
+    name = kwargs.get("name")
+    return graph.with_config(metadata={"graph_id": name}) if name else graph
 
 
-def thread_config(thread_id: str, **configurable: Any) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread_id, **configurable}}
+def thread_config(thread_id: str, context: Any = None, **configurable: Any) -> dict[str, Any]:
+    """The run config of a thread. Given the run's `context` (a graph's context dataclass), its plain
+    fields (text, numbers, booleans) go into the checkpoints' metadata, as the LangGraph server
+    records a run's context, so `masgraph resume` rebuilds the same context from the thread alone."""
+    config: dict[str, Any] = {"configurable": {"thread_id": thread_id, **configurable}}
+    if context is not None:
+        values = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+        plain = {k: v for k, v in values.items() if isinstance(v, str | int | float | bool)}
+        config["metadata"] = mask_secrets(plain)  # an endpoint URL's password never reaches a checkpoint
+    return config
 
 
 @contextlib.asynccontextmanager

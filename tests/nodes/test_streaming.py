@@ -45,12 +45,16 @@ def test_local_chat_model_stream_joins_into_the_invoke_reply(backend) -> None:
     assert whole.usage_metadata["output_tokens"] == 24 or whole.response_metadata["finish_reason"] == "stop"
 
 
-def test_messages_stream_delivers_tokens_before_the_model_call_ends(backend, decoding_finished, tmp_path) -> None:
+def test_messages_stream_delivers_tokens_before_the_model_call_ends(
+    backend, decoding_finished, tmp_path
+) -> None:
     graph = compile_with_saver(build_baseline(), str(tmp_path / "s.db"))
     before_end, pieces = 0, []
     config = thread_config(str(uuid.uuid4()))
     context = MASContext(task="gsm8k", max_new_tokens=24)
-    for chunk, metadata in graph.stream({"question": QUESTION}, config, context=context, stream_mode="messages"):
+    for chunk, metadata in graph.stream(
+        {"question": QUESTION}, config, context=context, stream_mode="messages"
+    ):
         assert metadata["langgraph_node"] == "baseline"
         pieces.append(chunk.text)
         before_end += not decoding_finished.is_set()
@@ -70,6 +74,8 @@ def test_latent_agents_report_each_step_and_the_judger_its_text(backend, tmp_pat
     positions = [e["kv_positions"] for e in steps]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     trace = graph.get_state(config).values["trace"]
-    assert [e["kv_positions"] for e in steps if e["latent_step"] == 3] == [t["kv_positions"] for t in trace[:3]]
+    assert [e["kv_positions"] for e in steps if e["latent_step"] == 3] == [
+        t["kv_positions"] for t in trace[:3]
+    ]
     text = "".join(e["text"] for e in events if "text" in e)
     assert text == graph.get_state(config).values["text"] and text

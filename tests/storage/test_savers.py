@@ -130,5 +130,13 @@ def test_the_server_finds_every_upkeep_method_implemented(tmp_path) -> None:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     saver_type = type(checkpointer(str(tmp_path / "x.db")))
-    for name in ("adelete_thread", "adelete_for_runs", "acopy_thread", "aprune", "aget_tuple", "alist", "aput"):
+    for name in (
+        "adelete_thread",
+        "adelete_for_runs",
+        "acopy_thread",
+        "aprune",
+        "aget_tuple",
+        "alist",
+        "aput",
+    ):
         assert getattr(saver_type, name) is not getattr(BaseCheckpointSaver, name), name
