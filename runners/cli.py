@@ -261,6 +261,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         sub.add_argument("--db", default=argparse.SUPPRESS)
     runs.set_defaults(handler=cmd_runs)
 
+    from runners.studio import add_parser as add_studio_parser
+
+    add_studio_parser(commands)
+
     demo = commands.add_parser("demo", help="baseline vs text MAS vs LatentMAS on the shipped samples")
     demo.add_argument("--data", help="data file (default: the shipped demo set)")
     demo.add_argument("--task", default="mixed")

@@ -33,7 +33,7 @@ def builder() -> StateGraph:
 def db(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "savers.db")
-    return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("postgres_db")
 
 
 def run(db: str, run_id: str | None = None, **metadata: Any) -> str:
