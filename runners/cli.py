@@ -147,9 +147,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )  # fmt: skip
         )
     print_summary(summaries)
+    from runners.report import EMBEDDED_MODEL_NOTE, write_report
+    from storage.paths import data_dir
+
+    embedded = not os.environ.get("MASGRAPH_MODEL")
+    report = write_report(
+        [s.run_id for s in summaries],
+        db=args.db,
+        out=data_dir() / "reports" / f"demo-{stamp}.html",
+        note=EMBEDDED_MODEL_NOTE if embedded else None,
+    )
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries]))
+    print(f"report: {report}", file=sys.stderr)
+    if embedded:
+        print(f"note: {EMBEDDED_MODEL_NOTE}", file=sys.stderr)
     return 0
+
+
+# -- report, studio ------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from runners.report import write_report
+
+    out = args.out or ("report.md" if args.format == "md" else "report.html")
+    print(write_report(args.run_ids, db=args.db, out=out, fmt=args.format))
+    return 0
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    from runners.studio import run_studio
+
+    return run_studio(args)
 
 
 # -- parser --------------------------------------------------------------------------------------------
@@ -261,9 +289,23 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         sub.add_argument("--db", default=argparse.SUPPRESS)
     runs.set_defaults(handler=cmd_runs)
 
-    from runners.studio import add_parser as add_studio_parser
+    report = commands.add_parser(
+        "report", help="compare evaluation runs on one page (HTML with figures, or md)"
+    )
+    report.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    report.add_argument("--out", "-o", help="output file (default report.html, or report.md)")
+    report.add_argument("--format", choices=["html", "md"], default="html")
+    report.add_argument("--db")
+    report.set_defaults(handler=cmd_report)
 
-    add_studio_parser(commands)
+    studio = commands.add_parser("studio", help="open LangGraph Studio on the project database")
+    studio.add_argument(
+        "--db", help="SQLite path or postgresql:// URL (default: $MASGRAPH_DB, .env, default)"
+    )
+    studio.add_argument("--host", default="127.0.0.1")
+    studio.add_argument("--port", type=int, default=2024)
+    studio.add_argument("--no-browser", action="store_true", help="do not open Studio in a browser")
+    studio.set_defaults(handler=cmd_studio)
 
     demo = commands.add_parser("demo", help="baseline vs text MAS vs LatentMAS on the shipped samples")
     demo.add_argument("--data", help="data file (default: the shipped demo set)")

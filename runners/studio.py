@@ -68,7 +68,7 @@ def studio_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str],
     return argv, env, workdir
 
 
-def cmd_studio(args: argparse.Namespace) -> int:
+def run_studio(args: argparse.Namespace) -> int:
     argv, env, workdir = studio_command(args)
     base = f"http://{args.host}:{args.port}"
     print(f"masgraph studio: database {env['MASGRAPH_DB']}", file=sys.stderr)
@@ -77,14 +77,3 @@ def cmd_studio(args: argparse.Namespace) -> int:
     os.chdir(workdir)
     os.execve(argv[0], argv, env)  # the server takes this process's place (and its PID)
     return 0  # pragma: no cover - execve does not return
-
-
-def add_parser(commands: Any) -> None:
-    studio = commands.add_parser("studio", help="open LangGraph Studio on the project database")
-    studio.add_argument(
-        "--db", help="SQLite path or postgresql:// URL (default: $MASGRAPH_DB, .env, default)"
-    )
-    studio.add_argument("--host", default="127.0.0.1")
-    studio.add_argument("--port", type=int, default=2024)
-    studio.add_argument("--no-browser", action="store_true", help="do not open Studio in a browser")
-    studio.set_defaults(handler=cmd_studio)
