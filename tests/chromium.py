@@ -1,6 +1,6 @@
 """Screenshots of a page in headless Chromium (Debian's `chromium`), for report tests and the closing note.
 
-    python -m tests.chromium REPORT.html OUT.png
+python -m tests.chromium REPORT.html OUT.png
 """
 
 from __future__ import annotations
@@ -35,8 +35,14 @@ def screenshot(page: Path, out: Path, *, width: int = 1400, height: int = 2400) 
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="masgraph-chromium-") as profile:
         subprocess.run(
-            [binary, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={out}", f"--window-size={width},{height}",
-             page.resolve().as_uri()],  # fmt: skip
+            [
+                binary,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+                f"--screenshot={out}",
+                f"--window-size={width},{height}",
+                page.resolve().as_uri(),
+            ],  # fmt: skip
             check=True,
             capture_output=True,
             timeout=120,

@@ -30,7 +30,8 @@ def runs(tmp_path_factory) -> tuple[str, list[str]]:
     db = str(folder / "runs.db")
     register_chat_model("fake-report-4", ScriptedChatModel(lambda m: "It is \\boxed{4}."))
     register_chat_model(
-        "fake-report-mas", ScriptedChatModel(lambda m: "\\boxed{2}" if "1 + 1" in m[-1].text else "\\boxed{4}")
+        "fake-report-mas",
+        ScriptedChatModel(lambda m: "\\boxed{2}" if "1 + 1" in m[-1].text else "\\boxed{4}"),
     )
     for method, model in (("baseline", "fake-report-4"), ("text_mas", "fake-report-mas")):
         args = ["eval", method, "--task", "gsm8k", "--data", str(data), "--db", db, "--model", model]
@@ -75,7 +76,9 @@ def test_per_agent_totals_come_from_the_steps(runs) -> None:
 def test_the_items_where_runs_disagree_and_only_those(runs) -> None:
     db, run_ids = runs
     rows = disagreements(load_runs(RunStore(db), run_ids))
-    assert [(item, gold, answers) for item, _, gold, answers in rows] == [("b", "2", [("4", False), ("2", True)])]
+    assert [(item, gold, answers) for item, _, gold, answers in rows] == [
+        ("b", "2", [("4", False), ("2", True)])
+    ]
     text = markdown(load_runs(RunStore(db), run_ids))
     assert "| b | 1 + 1? | 2 | 4 ✗ | 2 ✓ |" in text
     assert "| baseline | r-baseline | gsm8k | completed | 3 | 1 | 0.3333 |" in text
@@ -86,3 +89,24 @@ def test_an_unknown_run_is_a_clear_error(runs, tmp_path, capsys) -> None:
     assert main(["report", "r-baseline", "nope", "--db", db, "--out", str(tmp_path / "x.html")]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.slow
+def test_the_report_renders_in_headless_chromium(runs, tmp_path) -> None:
+    """The page as a reader sees it: Chromium draws both embedded figures (their colours are on screen)."""
+    from PIL import Image
+
+    from runners.report_figures import PALETTE
+    from tests.chromium import chromium, screenshot
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    db, run_ids = runs
+    page = tmp_path / "r.html"
+    assert main(["report", *run_ids, "--db", db, "--out", str(page)]) == 0
+    shot = Image.open(screenshot(page, tmp_path / "r.png", width=1400, height=2400)).convert("RGB")
+    assert shot.size == (1400, 2400)
+    colours = {colour for _, colour in shot.getcolors(shot.width * shot.height)}
+    for hex_colour in PALETTE[:2]:  # the two runs' bars
+        rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+        assert rgb in colours, f"{hex_colour} is not on the screenshot: a figure did not render"
