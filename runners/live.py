@@ -36,8 +36,8 @@ def run_graph(
 class LivePrinter:
     """Writes each agent's text under a header naming it; latent progress rewrites one line."""
 
-    def __init__(self, out: TextIO = sys.stderr) -> None:
-        self.out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out or sys.stderr
         self.speaker: str | None = None
         self.progress = False  # the cursor is on a progress line
 

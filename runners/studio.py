@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runners.single_run import CLIError
-from storage.paths import default_db, studio_dir_for
+from storage.paths import default_db, is_url, studio_dir_for
 
 PROJECT = Path(__file__).resolve().parent.parent
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl={base}"
@@ -47,22 +47,26 @@ def server_config(project: Path = PROJECT) -> dict[str, Any]:
     return config
 
 
-def studio_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str], Path]:
+def studio_command(
+    args: argparse.Namespace, project: Path = PROJECT
+) -> tuple[list[str], dict[str, str], Path]:
     """(argv, environment, working directory) of the `langgraph dev` process."""
     cli = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
     if cli is None:
         raise CLIError("langgraph-cli is not installed: pip install 'masgraph[studio]'")
     from dotenv import dotenv_values  # python-dotenv comes with langgraph-cli
 
-    dotenv = {k: v for k, v in dotenv_values(PROJECT / ".env").items() if v is not None}
+    dotenv = {k: v for k, v in dotenv_values(project / ".env").items() if v is not None}
     env = {**dotenv, **os.environ}
     db = args.db or env.get("MASGRAPH_DB") or default_db()
+    if not is_url(db):  # the server runs in another directory
+        db = str(Path(db).expanduser().resolve())
     env["MASGRAPH_DB"] = db
     env.setdefault("LANGGRAPH_NO_VERSION_CHECK", "1")
     workdir = studio_dir_for(db)
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "langgraph.json"
-    config_path.write_text(json.dumps(server_config(), indent=2), encoding="utf-8")
+    config_path.write_text(json.dumps(server_config(project), indent=2), encoding="utf-8")
     argv = [cli, "dev", "--config", str(config_path), "--host", args.host, "--port", str(args.port)]
     argv += ["--no-reload"] + (["--no-browser"] if args.no_browser else [])
     return argv, env, workdir
