@@ -140,3 +140,18 @@ def test_the_server_finds_every_upkeep_method_implemented(tmp_path) -> None:
         "aput",
     ):
         assert getattr(saver_type, name) is not getattr(BaseCheckpointSaver, name), name
+
+
+def test_a_graph_runs_with_ainvoke_and_astream_on_the_saver(db: str) -> None:
+    graph = compile_with_saver(builder(), db)
+    first, second = thread_config(str(uuid.uuid4())), thread_config(str(uuid.uuid4()))
+
+    async def run() -> tuple[dict[str, Any], list[Any], Any]:
+        state = await graph.ainvoke({"steps": []}, first)
+        chunks = [chunk async for chunk in graph.astream({"steps": []}, second, stream_mode="updates")]
+        return state, chunks, await graph.aget_state(second)
+
+    state, chunks, snapshot = asyncio.run(run())
+    assert state == snapshot.values == {"steps": ["one", "two"]}
+    assert chunks == [{"one": {"steps": ["one"]}}, {"two": {"steps": ["two"]}}]
+    assert len(history(db, first["configurable"]["thread_id"])) == 4  # the sync API reads what async wrote
