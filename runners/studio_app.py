@@ -5,8 +5,9 @@ directory) beside the checkpointer, and answers "thread not found" for a thread 
 the checkpoints, as every `masgraph run` thread, evaluation item and Python thread does at first.
 While the server runs, this app registers every such thread with it, every few seconds, through the
 SDK's in-process client: under its `graph_id` (so Studio lists it with its graph) and with what the
-thread recorded about itself (`runners.thread_space.server_metadata`). Thread ids that are not
-UUIDs (made by older versions) are left out: the server cannot hold them.
+thread recorded about itself (`runners.thread_space.server_metadata`); a registered thread whose
+checkpoints are deleted leaves the server too. Thread ids that are not UUIDs (made by older
+versions) are left out: the server cannot hold them.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ def _is_uuid(value: str) -> bool:
         return False
 
 
-async def register_threads(client: Any, saver: Any, known: set[str]) -> list[str]:
-    """Register with the server every thread of `saver` not in `known`; returns the ids registered."""
+async def register_threads(client: Any, saver: Any, known: set[str]) -> tuple[list[str], list[str]]:
+    """Register with the server every thread of `saver` not in `known`, and remove from it the known
+    threads whose checkpoints are gone (`masgraph runs delete`); returns (registered, removed)."""
     heads = await asyncio.to_thread(saver.thread_heads)
-    added = []
+    added, removed = [], []
     for thread_id, head in heads.items():
         if thread_id in known or not _is_uuid(thread_id):
             continue
@@ -47,7 +49,12 @@ async def register_threads(client: Any, saver: Any, known: set[str]) -> list[str
         await client.threads.create(thread_id=thread_id, if_exists="do_nothing", metadata=metadata)
         known.add(thread_id)
         added.append(thread_id)
-    return added
+    for thread_id in sorted(known - set(heads)):
+        with contextlib.suppress(Exception):  # already deleted in Studio: nothing to do
+            await client.threads.delete(thread_id)
+        known.discard(thread_id)
+        removed.append(thread_id)
+    return added, removed
 
 
 async def _keep_registering() -> None:
@@ -58,9 +65,11 @@ async def _keep_registering() -> None:
     while True:
         try:
             saver = await asyncio.to_thread(lambda: checkpointer(default_db()))  # may open the database
-            added = await register_threads(client, saver, known)
-            if added:
-                log.info("registered %d thread(s) started outside the server", len(added))
+            added, removed = await register_threads(client, saver, known)
+            if added or removed:
+                log.info(
+                    "threads from outside the server: %d registered, %d removed", len(added), len(removed)
+                )
         except Exception as exc:  # the server may still be starting; try again at the next tick
             log.warning("thread registration failed: %r", exc)
         await asyncio.sleep(SYNC_SECONDS)
