@@ -49,9 +49,14 @@ def cost_figure(
         (scatters[0], tokens, "generated tokens per item"),
         (scatters[1], seconds, "seconds per item"),
     ):
-        for label, cost, value, color in zip(labels, costs, accuracy, colors, strict=True):
+        for index, (label, cost, value, color) in enumerate(
+            zip(labels, costs, accuracy, colors, strict=True)
+        ):
             axis.scatter([cost], [value], s=90, color=color, zorder=3)
-            axis.annotate(label, (cost, value), textcoords="offset points", xytext=(6, 6), fontsize=9)
+            # Labels step upwards, so runs of similar cost do not write over each other.
+            axis.annotate(
+                label, (cost, value), textcoords="offset points", xytext=(6, 6 + 13 * index), fontsize=9
+            )
         axis.set_xlabel(name)
         axis.set_ylabel("accuracy")
         axis.set_ylim(-0.05, 1.05)
