@@ -29,7 +29,8 @@ install: $(STAMP) sandbox-tools
 demo: install
 	$(BIN)/masgraph demo
 
-# PostgreSQL tests (a throwaway cluster; skipped without the server binaries) run in `make test-postgres`.
+# Tests marked `postgres` (the Studio server and the savers on a throwaway PostgreSQL; over a minute
+# together) run in `make test-postgres`; they skip without the PostgreSQL server programs.
 test: install
 	$(BIN)/python -m pytest -q -m "not postgres"
 

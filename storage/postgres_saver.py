@@ -62,4 +62,3 @@ class PostgresCheckpointer(AsyncFromSync, PostgresSaver):
                 "WHERE checkpoint_ns = '' ORDER BY thread_id, checkpoint_id DESC"
             )
             return {row["thread_id"]: dict(row["metadata"] or {}) for row in cur.fetchall()}
-
