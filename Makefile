@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench install sandbox-tools clean
+.PHONY: demo test test-postgres studio lint bench install sandbox-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ install: $(STAMP) sandbox-tools
 demo: install
 	$(BIN)/masgraph demo
 
+# Tests marked `postgres` (the Studio server and the savers on a throwaway PostgreSQL; over a minute
+# together) run in `make test-postgres`; they skip without the PostgreSQL server programs.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not postgres"
+
+test-postgres: install
+	$(BIN)/python -m pytest -q -m postgres
+
+# LangGraph Studio on the project database ($$MASGRAPH_DB, .env, or the default).
+studio: install
+	$(BIN)/masgraph studio
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

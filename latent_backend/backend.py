@@ -41,6 +41,7 @@ from latent_backend.requests import (
     RolloutRequest,
     RolloutResult,
 )
+from latent_backend.streaming import final_text
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
@@ -215,7 +216,8 @@ class LatentBackend:
         hidden = out.last_hidden_state[:, -1]
         next_position = positions[:, -1] + 1
         ones = torch.ones(len(requests), 1, dtype=torch.long)
-        for _ in range(steps):
+        self._report_step(requests, 0, mask)
+        for step in range(1, steps + 1):
             embeds = self._align(hidden, requests[0].realign)[:, None, :]
             mask = torch.cat([mask, ones], dim=1)
             out = self._forward(
@@ -228,6 +230,7 @@ class LatentBackend:
             cache = out.past_key_values
             hidden = out.last_hidden_state[:, -1]
             next_position = next_position + 1
+            self._report_step(requests, step, mask)
         results = []
         for row, request in enumerate(requests):
             keep = mask[row].bool().clone()
@@ -252,6 +255,13 @@ class LatentBackend:
                 )
             )
         return results
+
+    @staticmethod
+    def _report_step(requests: list[RolloutRequest], step: int, mask: torch.Tensor) -> None:
+        """Progress for rows that asked for it: latent step i of m, and the row's cached positions."""
+        for row, request in enumerate(requests):
+            if request.on_step is not None:
+                request.on_step(step, request.latent_steps, int(mask[row].sum()))
 
     # -- decoding ---------------------------------------------------------------------------
     @torch.inference_mode()
@@ -288,6 +298,8 @@ class LatentBackend:
                 if token in self.eos_ids:
                     continue
                 tokens[row].append(token)
+                if requests[row].on_token is not None:
+                    requests[row].on_token(token)
                 if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
                     tokens[row], requests[row]
                 ):
@@ -313,16 +325,12 @@ class LatentBackend:
             next_position = next_position + 1
         results = []
         for row, request in enumerate(requests):
-            text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
             reason: Literal["stop", "length"] = "length"
             if len(tokens[row]) < request.max_new_tokens or self._hit_stop(tokens[row], request):
                 reason = "stop"
-            for stop in request.stop:
-                if stop and stop in text:
-                    text = text[: text.index(stop)]
             results.append(
                 GenerationResult(
-                    text=text.strip(),
+                    text=final_text(self.decode(tokens[row]), request.stop),
                     prompt_tokens=len(prompts[row]),
                     generated_tokens=len(tokens[row]),
                     finish_reason=reason,
@@ -355,6 +363,10 @@ class LatentBackend:
                 next_positions[row] = int(positions[slot, -1]) + 1
         merged = assemble(rows, next_positions, dtype=self.loaded.dtype, device=self.device)
         return torch.stack(last_logits), merged.cache, merged.mask, merged.next_position
+
+    def decode(self, tokens: list[int]) -> str:
+        """Generated token ids as text (special tokens dropped); streaming decodes with this too."""
+        return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
     @staticmethod
     def _generator(seed: int | None) -> torch.Generator:

@@ -6,7 +6,8 @@ the cache it names lives in the KV store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from typing_extensions import TypedDict
@@ -36,7 +37,11 @@ class KVHandle(TypedDict):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Decode text for one chat, optionally on top of a stored cache (the judger's case)."""
+    """Decode text for one chat, optionally on top of a stored cache (the judger's case).
+
+    on_token: called with each generated token id of this row as it is decoded (streaming); it runs
+    on the decoding thread, so it should only hand the id over (e.g. `queue.put`).
+    """
 
     messages: list[dict[str, str]]
     max_new_tokens: int = 256
@@ -48,6 +53,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     kv: KVHandle | None = None
     think: bool = False
+    on_token: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -69,6 +75,8 @@ class RolloutRequest:
     handoff: which positions the returned handle keeps -- "all" (cache + prompt + latent),
     "sequential" (only this agent's prompt + latent positions: sequential_info_only), or
     "latent" (only the latent positions: latent_only).
+    on_step: called as `on_step(step, latent_steps, cache_positions)` after the prompt is read
+    (step 0) and after each latent step, on the rollout's thread (progress for streaming).
     """
 
     messages: list[dict[str, str]]
@@ -78,6 +86,7 @@ class RolloutRequest:
     realign: bool = True
     think: bool = False
     handoff: Handoff = "all"
+    on_step: Callable[[int, int, int], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

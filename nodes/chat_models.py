@@ -8,16 +8,18 @@ concurrent calls from parallel graph branches are batched through the model toge
 
 from __future__ import annotations
 
+import importlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from storage.paths import MASK, mask_url
 
@@ -141,17 +143,10 @@ class LocalChatModel(BaseChatModel):
             "seed": self.seed,
         }
 
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        from latent_backend import GenerationRequest, get_backend
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any) -> Any:
+        from latent_backend import GenerationRequest
 
-        backend = get_backend(self.model_ref)
-        request = GenerationRequest(
+        return GenerationRequest(
             messages=_message_dicts(messages),
             max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
             temperature=float(kwargs.get("temperature", self.temperature)),
@@ -159,29 +154,74 @@ class LocalChatModel(BaseChatModel):
             top_k=kwargs.get("top_k", self.top_k),
             seed=kwargs.get("seed", self.seed),
             stop=tuple(stop or ()),
+            on_token=kwargs.get("on_token"),
         )
-        started = time.perf_counter()
-        result = backend.submit_generate(request)
-        seconds = time.perf_counter() - started
-        message = AIMessage(
-            content=result.text,
-            usage_metadata={
+
+    @staticmethod
+    def _metadata(result: Any, model_id: str, seconds: float) -> dict[str, Any]:
+        """The reply's usage and response metadata (on the whole message, or on a stream's last chunk)."""
+        return {
+            "usage_metadata": {
                 "input_tokens": result.prompt_tokens,
                 "output_tokens": result.generated_tokens,
                 "total_tokens": result.prompt_tokens + result.generated_tokens,
             },
-            response_metadata={
-                "model_name": backend.model_id,
+            "response_metadata": {
+                "model_name": model_id,
                 "seconds": seconds,
                 "finish_reason": result.finish_reason,
                 "prompt_text": result.prompt_text,
                 "prompt_ids": result.prompt_ids,
             },
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        from latent_backend import get_backend
+
+        backend = get_backend(self.model_ref)
+        started = time.perf_counter()
+        result = backend.submit_generate(self._request(messages, stop, **kwargs))
+        metadata = self._metadata(result, backend.model_id, time.perf_counter() - started)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=result.text, **metadata))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        """Text as the decode loop writes it (LangGraph's `stream_mode="messages"` shows it live).
+
+        The call may be batched with other callers'; this row's tokens come back through a relay.
+        The pieces join into exactly the text `_generate` returns; the last chunk carries the usage.
+        """
+        from latent_backend import get_backend
+        from latent_backend.streaming import Relay, TextDeltas
+
+        backend = get_backend(self.model_ref)
+        started = time.perf_counter()
+        relay = Relay(
+            lambda emit: backend.submit_generate(self._request(messages, stop, on_token=emit, **kwargs))
         )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        deltas = TextDeltas(backend.decode, stop or ())
+        for token in relay:
+            if piece := deltas.push(token):
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
+        result = relay.result
+        metadata = self._metadata(result, backend.model_id, time.perf_counter() - started)
+        last = AIMessageChunk(content=deltas.rest(result.text), chunk_position="last", **metadata)
+        yield ChatGenerationChunk(message=last)
 
 
 _registered: dict[str, BaseChatModel] = {}
+PLUGINS_ENV = "MASGRAPH_PLUGINS"
 
 
 def register_chat_model(name: str, model: BaseChatModel) -> None:
@@ -190,12 +230,30 @@ def register_chat_model(name: str, model: BaseChatModel) -> None:
     _build_chat_model.cache_clear()
 
 
+@lru_cache(maxsize=1)
+def load_plugins() -> tuple[str, ...]:
+    """Import the modules named in $MASGRAPH_PLUGINS (comma-separated), once per process.
+
+    A plugin registers chat models with `register_chat_model` when imported, so every process that
+    runs graphs (the CLI, an evaluation, `langgraph dev`) can select them by name.
+    """
+    names = tuple(n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ImportError(f"{PLUGINS_ENV}: cannot import plugin module {name!r}: {exc}") from exc
+    return names
+
+
 def is_registered(name: str | None) -> bool:
+    load_plugins()
     return name is not None and name in _registered
 
 
 def chat_model(config: ChatModelConfig) -> BaseChatModel:
     """The chat model for `config`: a registered one by name, else built once per configuration."""
+    load_plugins()
     if config.model in _registered:
         return _registered[config.model]
     return _build_chat_model(config)

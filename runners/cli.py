@@ -19,6 +19,7 @@ from runners.flags import OneLineParser, at_least, identifier
 from runners.methods import METHODS
 from runners.runs import cmd_runs, print_summary
 from runners.single_run import CLIError, ThreadRun, new_thread_id, print_result
+from runners.thread_space import check_thread_id
 from storage.paths import default_db
 
 EXIT_BAD_INPUT = 2
@@ -70,8 +71,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         task=args.task or _default_task(args),
         options=options,
         item=item,
-        thread_id=args.thread or new_thread_id(),
+        thread_id=check_thread_id(args.thread) if args.thread else new_thread_id(),
         db=args.db or default_db(),
+        stream=args.stream,
     )
     args.thread_id_used = run.thread_id  # named in an endpoint error: the thread stays resumable
     print_result(run.start(), as_json=args.json)
@@ -86,6 +88,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise CLIError(f"--answer is not valid JSON: {exc}") from exc
     run = ThreadRun.load(args.thread, args.db or default_db())
+    run.stream = args.stream
     print_result(run.resume(answer), as_json=args.json)
     return 0
 
@@ -144,9 +147,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )  # fmt: skip
         )
     print_summary(summaries)
+    from runners.report import EMBEDDED_MODEL_NOTE, write_report
+    from storage.paths import data_dir
+
+    embedded = not os.environ.get("MASGRAPH_MODEL")
+    report = write_report(
+        [s.run_id for s in summaries],
+        db=args.db,
+        out=data_dir() / "reports" / f"demo-{stamp}.html",
+        note=EMBEDDED_MODEL_NOTE if embedded else None,
+    )
     if args.json:
         print(json.dumps([s.to_dict() for s in summaries]))
+    print(f"report: {report}", file=sys.stderr)
+    if embedded:
+        print(f"note: {EMBEDDED_MODEL_NOTE}", file=sys.stderr)
     return 0
+
+
+# -- report, studio ------------------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from runners.report import write_report
+
+    out = args.out or ("report.md" if args.format == "md" else "report.html")
+    print(write_report(args.run_ids, db=args.db, out=out, fmt=args.format))
+    return 0
+
+
+def cmd_studio(args: argparse.Namespace) -> int:
+    from runners.studio import run_studio
+
+    return run_studio(args)
 
 
 # -- parser --------------------------------------------------------------------------------------------
@@ -178,8 +209,9 @@ def _run_common() -> argparse.ArgumentParser:
     common.add_argument(
         "--thread",
         type=identifier(THREAD_ID_LENGTH),
-        help="thread id (default: a new UUID); an existing thread shows its result",
+        help="thread id, a UUID (default: a new one); an existing thread shows its result",
     )
+    common.add_argument("--stream", action="store_true", help="show the agents' text and progress live")
     common.add_argument("--db", help=f"SQLite path or postgresql:// URL (default {default_db()})")
     common.add_argument("--json", action="store_true", help="print one JSON object")
     return common
@@ -232,6 +264,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     resume.add_argument("--db")
     resume.add_argument("--json", action="store_true")
+    resume.add_argument("--stream", action="store_true", help="show the agents' text and progress live")
     resume.set_defaults(handler=cmd_resume)
 
     ev = commands.add_parser("eval", help="evaluate a method on a data set (resumable with --run-id)")
@@ -255,6 +288,24 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for sub in (listing, show, export, delete):
         sub.add_argument("--db", default=argparse.SUPPRESS)
     runs.set_defaults(handler=cmd_runs)
+
+    report = commands.add_parser(
+        "report", help="compare evaluation runs on one page (HTML with figures, or md)"
+    )
+    report.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    report.add_argument("--out", "-o", help="output file (default report.html, or report.md)")
+    report.add_argument("--format", choices=["html", "md"], default="html")
+    report.add_argument("--db")
+    report.set_defaults(handler=cmd_report)
+
+    studio = commands.add_parser("studio", help="open LangGraph Studio on the project database")
+    studio.add_argument(
+        "--db", help="SQLite path or postgresql:// URL (default: $MASGRAPH_DB, .env, default)"
+    )
+    studio.add_argument("--host", default="127.0.0.1")
+    studio.add_argument("--port", type=int, default=2024)
+    studio.add_argument("--no-browser", action="store_true", help="do not open Studio in a browser")
+    studio.set_defaults(handler=cmd_studio)
 
     demo = commands.add_parser("demo", help="baseline vs text MAS vs LatentMAS on the shipped samples")
     demo.add_argument("--data", help="data file (default: the shipped demo set)")

@@ -24,6 +24,7 @@ from typing import Any
 
 from latent_backend.batching import MicroBatcher
 from runners.methods import EvalMethod, Outcome, get_method
+from runners.thread_space import eval_metadata
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from storage.leases import lease_seconds, new_owner
 from storage.paths import default_db, kv_dir_for
@@ -92,7 +93,7 @@ def evaluate(
     task_obj = method.task_for_run(task, context)  # graded by the run's rules (lenient or reference)
     store = RunStore(db)
     method.prepare(context, items, task_obj)
-    graph = compile_with_saver(method.build_graph(), db)
+    graph = compile_with_saver(method.build_graph(), db, name=method_name)
     batcher = _local_batcher(options)
     run_id = run_id or new_run_id(method_name, task)
     store.open_run(run_id, method=method_name, task=task, data=data, options=options, total_items=len(items))
@@ -206,7 +207,7 @@ class _ItemRunner:
 
     def _run(self, position: int, item: TaskItem) -> None:
         graph, thread_id = self.graph, self.store.item_thread(self.run_id, item.id)
-        config = thread_config(thread_id)
+        config = {**thread_config(thread_id), "metadata": eval_metadata(self.run_id, item.id)}
         started = time.perf_counter()
         try:
             snapshot = graph.get_state(config)

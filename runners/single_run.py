@@ -1,8 +1,10 @@
 """`masgraph run` and `masgraph resume`: one question as one checkpointed graph thread.
 
-A thread remembers which method, task, options and item it runs (the run store's thread table), so
-`resume` rebuilds exactly the same graph and context. Interrupts (a human moderator) are answered
-from `--answer` or at the terminal; without either, the thread stays paused and resumable.
+A thread remembers which method, task, options and item it runs (the run store's thread table and
+its checkpoints' metadata, `runners.thread_space`), so `resume` rebuilds exactly the same graph and
+context, also for a thread started in Studio or from Python. Interrupts (a human moderator) are
+answered from `--answer` or at the terminal; without either, the thread stays paused and resumable.
+`--stream` shows the agents' text and latent progress live while the graph runs.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from runners.live import run_graph
 from runners.methods import EvalMethod, get_method
+from runners.thread_space import item_from_state, run_metadata, thread_origin
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
-from storage.run_store import RunStore
+from storage.run_store import RunStore, RunStoreError
 from tasks import TaskItem
 
 
@@ -26,17 +30,22 @@ class CLIError(Exception):
 
 @dataclass
 class ThreadRun:
-    """What a thread runs: its graph, context, task and item, rebuilt identically on resume."""
+    """What a thread runs: its graph, context, task and item, rebuilt identically on resume.
+
+    `item` is None for a thread started from a graph input (Studio, SDK): it is read from the state.
+    """
 
     method: EvalMethod
     task: str
     options: dict[str, Any]
-    item: TaskItem
+    item: TaskItem | None
     thread_id: str
     db: str
+    stream: bool = False
 
     def start(self) -> dict[str, Any]:
         context = self.method.context(self.options, task=self.task, db=self.db)  # validated before storing
+        assert self.item is not None
         store = RunStore(self.db)
         self.method.prepare(context, [self.item], self.method.task_for_run(self.task, context))  # models load
         stored = {"task": self.task, **self.options}  # URLs stored with their passwords masked
@@ -45,7 +54,19 @@ class ThreadRun:
 
     @classmethod
     def load(cls, thread_id: str, db: str) -> ThreadRun:
-        thread = RunStore(db).get_thread(thread_id)
+        """The thread's record in the run store, else what its checkpoints say (Studio, Python)."""
+        try:
+            thread = RunStore(db).get_thread(thread_id)
+        except RunStoreError:
+            origin = thread_origin(db, thread_id)
+            if origin is None:
+                raise CLIError(
+                    f"no thread {thread_id!r} in {db} (start one with `masgraph run`, from Python or in Studio)"
+                ) from None
+            options = {k: v for k, v in origin.options.items() if k != "task"}
+            item = TaskItem.from_dict(origin.item) if origin.item else None
+            task = origin.task or default_task(origin.method, options)
+            return cls(get_method(origin.method), task, options, item, thread_id, db)
         options = dict(thread.options)
         task = str(options.pop("task", None) or "custom")
         item = TaskItem.from_dict(thread.item)
@@ -59,12 +80,15 @@ class ThreadRun:
         """Invoke until the graph ends, answering interrupts from `answer` or the terminal."""
         from langgraph.types import Command
 
-        graph = compile_with_saver(self.method.build_graph(), self.db)
+        graph = compile_with_saver(self.method.build_graph(), self.db, name=self.method.name)
         config = thread_config(self.thread_id)
-        started = time.perf_counter()
         snapshot = graph.get_state(config)
         if not start and not snapshot.values:
             raise CLIError(f"thread {self.thread_id!r} has no checkpoint in {self.db}")
+        if self.item is None:
+            self.item = item_from_state(self.thread_id, snapshot.values)
+        config["metadata"] = run_metadata(self.task, self.options, self.item)
+        started = time.perf_counter()
         if snapshot.values and not snapshot.next:  # finished already: show its result
             return self._result(graph, config, snapshot.values, 0.0, context)
         task = self.method.task_for_run(self.task, context)
@@ -80,7 +104,7 @@ class ThreadRun:
                             graph, config, snapshot.values, time.perf_counter() - started, context
                         )
                 payload, answer = Command(resume=answer), None
-            state = graph.invoke(payload, config, context=context, durability=RUN_DURABILITY)
+            state = run_graph(graph, payload, config, context, durability=RUN_DURABILITY, live=self.stream)
             if not graph.get_state(config).next:
                 return self._result(graph, config, state, time.perf_counter() - started, context)
             payload = None
@@ -94,6 +118,7 @@ class ThreadRun:
                 "status": "interrupted",
                 "resume": f"masgraph resume --thread {self.thread_id} --answer JSON",
             }
+        assert self.item is not None
         outcome = self.method.outcome(self.item, state, self.method.task_for_run(self.task, context))
         trace = state.get("trace") or []
         return {
@@ -108,6 +133,16 @@ class ThreadRun:
             "error": outcome.error,
             "record": outcome.record,
         }
+
+
+def default_task(method: str, options: dict[str, Any]) -> str:
+    """The task of a thread that names none: MedAgents answers MedQA-style questions, a translation
+    debate is graded as CommonMT, anything else as free text."""
+    if method == "medagents":
+        return "medqa"
+    if method == "debate" and options.get("mode") == "translation":
+        return "commonmt"
+    return "custom"
 
 
 def new_thread_id() -> str:

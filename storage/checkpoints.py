@@ -1,13 +1,18 @@
-"""LangGraph checkpointers: one SQLite saver per database per process (PostgreSQL by URL).
+"""LangGraph checkpointers: one saver per database per process, SQLite by path, PostgreSQL by URL.
 
 Runners compile graphs with `checkpointer(db)` and invoke with `durability="sync"`, so a crash
-inside node N leaves node N-1's checkpoint on disk. `studio_checkpointer` is the
-async factory that `langgraph.json` names, so Studio's runs persist to the same database.
+inside node N leaves node N-1's checkpoint on disk. The savers (`storage.savers`) serve sync and
+async calls, so a graph from `compile_with_saver` supports `invoke`/`stream` and `ainvoke`/`astream`.
+`studio_checkpointer` is the factory `langgraph.json` names: the LangGraph server uses the same
+saver on the same database ($MASGRAPH_DB, a path or a postgresql:// URL), so a thread started in
+the CLI, in Python or in Studio is one thread space.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -17,7 +22,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
 from storage.database import check_database, database_errors, retry_races, sqlite_file
-from storage.paths import default_db, is_url
+from storage.paths import default_db, is_url, mask_secrets
+from storage.savers import SqliteCheckpointer
 
 RUN_DURABILITY = "sync"
 BUSY_TIMEOUT_SECONDS = 30
@@ -44,11 +50,12 @@ def checkpointer(db: str | None = None) -> BaseCheckpointSaver:
 
 def _open_saver(db: str) -> BaseCheckpointSaver:
     if is_url(db):
-        from langgraph.checkpoint.postgres import PostgresSaver  # check_database: the extra is there
-        from psycopg import Connection
+        from psycopg import Connection  # check_database: the extra is there
+
+        from storage.postgres_saver import PostgresCheckpointer
 
         conn = Connection.connect(db, autocommit=True, prepare_threshold=0)
-        saver = PostgresSaver(conn)
+        saver = PostgresCheckpointer(conn)
         # One process at a time runs the saver's migrations (a session lock, held only meanwhile).
         conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK_ID,))
         try:
@@ -56,29 +63,38 @@ def _open_saver(db: str) -> BaseCheckpointSaver:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK_ID,))
         return saver
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     conn = sqlite3.connect(_sqlite_path(db), check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
-    saver = SqliteSaver(conn)
+    saver = SqliteCheckpointer(conn)
     retry_races(saver.setup, db)  # creates the tables and switches the file to WAL
     return saver
 
 
 def compile_with_saver(builder: StateGraph, db: str | None = None, **kwargs: Any):
-    """Compile a graph builder for a runner: checkpointed to `db`."""
-    return builder.compile(checkpointer=checkpointer(db), **kwargs)
+    """Compile a graph builder for a runner: checkpointed to `db`.
+
+    `name` (a graph id of langgraph.json, e.g. "debate") names the graph in traces and goes into
+    every checkpoint's metadata as `graph_id`, the key the LangGraph server files threads under.
+    """
+    graph = builder.compile(checkpointer=checkpointer(db), **kwargs)
+    name = kwargs.get("name")
+    return graph.with_config(metadata={"graph_id": name}) if name else graph
 
 
-def thread_config(thread_id: str, **configurable: Any) -> dict[str, Any]:
-    return {"configurable": {"thread_id": thread_id, **configurable}}
+def thread_config(thread_id: str, context: Any = None, **configurable: Any) -> dict[str, Any]:
+    """The run config of a thread. Given the run's `context` (a graph's context dataclass), its plain
+    fields (text, numbers, booleans) go into the checkpoints' metadata, as the LangGraph server
+    records a run's context, so `masgraph resume` rebuilds the same context from the thread alone."""
+    config: dict[str, Any] = {"configurable": {"thread_id": thread_id, **configurable}}
+    if context is not None:
+        values = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
+        plain = {k: v for k, v in values.items() if isinstance(v, str | int | float | bool)}
+        config["metadata"] = mask_secrets(plain)  # an endpoint URL's password never reaches a checkpoint
+    return config
 
 
 @contextlib.asynccontextmanager
 async def studio_checkpointer() -> AsyncIterator[BaseCheckpointSaver]:
-    """Async SQLite saver for `langgraph dev` (named in langgraph.json); database = $MASGRAPH_DB."""
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-    async with AsyncSqliteSaver.from_conn_string(_sqlite_path(default_db())) as saver:
-        await saver.setup()
-        yield saver
+    """The saver of $MASGRAPH_DB for `langgraph dev` (named in langgraph.json): the very saver the
+    CLI uses, opened off the event loop (a PostgreSQL URL connects over the network)."""
+    yield await asyncio.to_thread(checkpointer, default_db())

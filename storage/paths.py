@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -73,3 +74,11 @@ def mask_secrets(value: object) -> object:
     if isinstance(value, list | tuple):
         return [mask_secrets(item) for item in value]
     return value
+
+
+def studio_dir_for(db: str) -> Path:
+    """Where `masgraph studio` runs the LangGraph server for `db` (its own thread list lives there):
+    `<db>.studio/` beside a SQLite database, else one directory per URL in the data dir."""
+    if is_url(db):
+        return data_dir() / "studio" / hashlib.sha256(db.encode()).hexdigest()[:16]
+    return Path(db).expanduser().resolve().with_name(Path(db).name + ".studio")

@@ -7,6 +7,7 @@ the file and the 1-based line, because the person fixing a 1,000-line data file 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -254,14 +255,14 @@ def _hub_records(name: str, limit: int | None) -> Iterator[tuple[str, Any]]:
     if repo is None:
         repo, _, rest = name.partition(":")
         config, _, split = rest.partition(":")
+    # With a limit the split is streamed and only its first rows are read, not downloaded whole.
     try:
-        data = datasets.load_dataset(repo, config or None, split=split or "test")
-        if limit is not None:
-            data = data.select(range(min(limit, len(data))))
+        data = datasets.load_dataset(repo, config or None, split=split or "test", streaming=limit is not None)
+        rows = data if limit is None else itertools.islice(data, limit)
+        for position, record in enumerate(rows, start=1):  # streaming reads the network here
+            yield f"row {position}", dict(record)
     except Exception as exc:  # network, auth, unknown name, bad split: the library raises many kinds
         raise TaskError(
             f"could not load Hugging Face data set {name!r} (offline, or unknown name/config/split?): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    for position, record in enumerate(data, start=1):
-        yield f"row {position}", dict(record)

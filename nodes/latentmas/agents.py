@@ -8,18 +8,29 @@ KV-cache *handle* (a dict), text outputs, and trace entries.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langgraph.config import get_config
+from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 
 from latent_backend import GenerationRequest, KVHandle, RolloutRequest, get_backend
+from latent_backend.streaming import Relay, TextDeltas
 from nodes.agent_call import TraceEntry, ask
 from nodes.fields import context_of
 from nodes.latentmas.budget import check_chain
 from nodes.latentmas.context import MASContext
 from nodes.latentmas.reference import reference_context
+
+
+def stream_writer() -> Callable[[Any], None]:
+    """LangGraph's custom stream of the running node (a no-op unless the caller streams "custom")."""
+    try:
+        return get_stream_writer()
+    except RuntimeError:  # outside a graph run
+        return lambda _event: None
 
 
 def thread_namespace() -> str:
@@ -64,6 +75,11 @@ def latent_agent(agent: str):
         backend = get_backend(ctx.model)
         if state.get("kv") is None:  # the chain's first agent: refuse a chain that cannot fit, now
             check_chain(ctx, backend, state["question"], state.get("answer_instruction"))
+        writer = stream_writer()
+
+        def progress(step: int, steps: int, positions: int) -> None:
+            writer({"agent": agent, "latent_step": step, "latent_steps": steps, "kv_positions": positions})
+
         started = time.perf_counter()
         result = backend.submit_rollout(
             RolloutRequest(
@@ -79,6 +95,7 @@ def latent_agent(agent: str):
                 realign=ctx.latent_space_realign,
                 think=ctx.think,
                 handoff=ctx.handoff,
+                on_step=progress,
             ),
             ctx.kv_store(),
         )
@@ -110,24 +127,22 @@ def latent_judger(agent: str = "judger"):
         if ctx.latent_steps == 0 and ctx.zero_step_handoff == "none":
             handle = None
         started = time.perf_counter()
-        result = backend.submit_generate(
-            GenerationRequest(
-                messages=ctx.messages(
-                    agent,
-                    latent=True,
-                    question=state["question"],
-                    answer_instruction=state.get("answer_instruction"),
-                ),
-                max_new_tokens=ctx.max_new_tokens,
-                temperature=ctx.temperature,
-                top_p=ctx.top_p,
-                top_k=ctx.top_k,
-                seed=ctx.seed,
-                kv=handle,
-                think=ctx.think,
+        request = GenerationRequest(
+            messages=ctx.messages(
+                agent,
+                latent=True,
+                question=state["question"],
+                answer_instruction=state.get("answer_instruction"),
             ),
-            ctx.kv_store(),
+            max_new_tokens=ctx.max_new_tokens,
+            temperature=ctx.temperature,
+            top_p=ctx.top_p,
+            top_k=ctx.top_k,
+            seed=ctx.seed,
+            kv=handle,
+            think=ctx.think,
         )
+        result = _generate_streaming(backend, request, ctx.kv_store(), agent)
         entry = TraceEntry(
             agent=agent,
             role="judger",
@@ -144,6 +159,17 @@ def latent_judger(agent: str = "judger"):
 
     node.__name__ = agent
     return node
+
+
+def _generate_streaming(backend: Any, request: GenerationRequest, store: Any, agent: str) -> Any:
+    """Decode through the backend; the text goes out on the custom stream as it is written."""
+    writer = stream_writer()
+    relay = Relay(lambda emit: backend.submit_generate(replace(request, on_token=emit), store))
+    deltas = TextDeltas(backend.decode, request.stop)
+    for token in relay:
+        if piece := deltas.push(token):
+            writer({"agent": agent, "text": piece})
+    return relay.result
 
 
 def text_agent(agent: str, *, final: bool = False):

@@ -412,6 +412,34 @@ def test_hub_name_without_datasets_package(monkeypatch: pytest.MonkeyPatch) -> N
         load_items("openai/gsm8k")
 
 
+class FakeHub:
+    """A stand-in for the `datasets` package: records how a split is opened and how much is read."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows, self.read, self.calls = rows, 0, []
+
+    def load_dataset(self, repo, config, *, split, streaming=False):
+        self.calls.append((repo, config, split, streaming))
+
+        def records():
+            for n in range(self.rows):
+                self.read += 1
+                yield {"id": f"r{n}", "question": f"{n} + 1?", "answer": f"#### {n + 1}"}
+
+        return records() if streaming else list(records())
+
+
+def test_hub_with_a_limit_streams_and_reads_only_the_first_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = FakeHub(rows=1000)
+    monkeypatch.setitem(sys.modules, "datasets", hub)
+    items = load_items("gsm8k", task="gsm8k", limit=3)
+    assert [item.id for item in items] == ["r0", "r1", "r2"] and items[2].gold == "3"
+    assert hub.calls == [("openai/gsm8k", "main", "test", True)]
+    assert hub.read == 3  # the other 997 rows are never fetched
+    assert len(load_items("owner/set:cfg:validation", limit=None)) == 1000
+    assert hub.calls[-1] == ("owner/set", "cfg", "validation", False)
+
+
 # -- shipped samples ----------------------------------------------------------------------------
 def test_samples_load_and_validate() -> None:
     demo = load_items(sample_path("demo"), task="mixed")
