@@ -1,29 +1,62 @@
 """LangGraph checkpointers: one SQLite saver per database per process (PostgreSQL by URL).
 
 Runners compile graphs with `checkpointer(db)` and invoke with `durability="sync"`, so a crash
-inside node N leaves node N-1's checkpoint on disk. `studio_checkpointer` is the
-async factory that `langgraph.json` names, so Studio's runs persist to the same database.
+inside node N leaves node N-1's checkpoint on disk. `studio_checkpointer` is the async saver for
+`langgraph dev` (langgraph.json names runners.threads.studio_checkpointer, which wraps it), so
+Studio's runs persist to the same database. Every saver made here runs the hooks registered with
+`on_thread_delete` after it deletes a thread, whoever asks (the CLI, Studio), so what a thread
+left outside the checkpoint tables (its KV caches) goes with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
-from storage.paths import default_db, is_url
+from storage.paths import KV_DIR_CONFIG_KEY, default_db, is_url, kv_dir_for
 
 RUN_DURABILITY = "sync"
 BUSY_TIMEOUT_SECONDS = 30
 
 _savers: dict[str, BaseCheckpointSaver] = {}
 _lock = threading.Lock()
+
+ThreadDeleteHook = Callable[[str, str], None]  # (database, thread id)
+_delete_hooks: list[ThreadDeleteHook] = []
+SaverT = TypeVar("SaverT", bound=BaseCheckpointSaver)
+
+
+def on_thread_delete(hook: ThreadDeleteHook) -> None:
+    """Run `hook(db, thread_id)` after any saver made here deletes a thread."""
+    if hook not in _delete_hooks:
+        _delete_hooks.append(hook)
+
+
+def _with_delete_hooks(saver: SaverT, db: str) -> SaverT:
+    """`saver`, whose delete_thread / adelete_thread also run the thread-delete hooks."""
+    delete, adelete = saver.delete_thread, saver.adelete_thread
+
+    def delete_thread(thread_id: str) -> None:
+        delete(thread_id)
+        for hook in list(_delete_hooks):
+            hook(db, str(thread_id))
+
+    async def adelete_thread(thread_id: str) -> None:
+        await adelete(thread_id)
+        for hook in list(_delete_hooks):
+            await asyncio.to_thread(hook, db, str(thread_id))  # hooks touch files: off the event loop
+
+    saver.delete_thread = delete_thread  # type: ignore[method-assign]
+    saver.adelete_thread = adelete_thread  # type: ignore[method-assign]
+    return saver
 
 
 def _sqlite_path(db: str) -> str:
@@ -37,7 +70,7 @@ def checkpointer(db: str | None = None) -> BaseCheckpointSaver:
     key = db or default_db()
     with _lock:
         if key not in _savers:
-            _savers[key] = _open_saver(key)
+            _savers[key] = _with_delete_hooks(_open_saver(key), key)
         return _savers[key]
 
 
@@ -64,8 +97,10 @@ def _open_saver(db: str) -> BaseCheckpointSaver:
 
 
 def compile_with_saver(builder: StateGraph, db: str | None = None, **kwargs: Any):
-    """Compile a graph builder for a runner: checkpointed to `db`."""
-    return builder.compile(checkpointer=checkpointer(db), **kwargs)
+    """Compile a graph builder for a runner: checkpointed to `db`, its KV caches beside `db`."""
+    db = db or default_db()
+    graph = builder.compile(checkpointer=checkpointer(db), **kwargs)
+    return graph.with_config(configurable={KV_DIR_CONFIG_KEY: str(kv_dir_for(db))})
 
 
 def thread_config(thread_id: str, **configurable: Any) -> dict[str, Any]:
@@ -77,6 +112,7 @@ async def studio_checkpointer() -> AsyncIterator[BaseCheckpointSaver]:
     """Async SQLite saver for `langgraph dev` (named in langgraph.json); database = $MASGRAPH_DB."""
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    async with AsyncSqliteSaver.from_conn_string(_sqlite_path(default_db())) as saver:
+    db = default_db()
+    async with AsyncSqliteSaver.from_conn_string(_sqlite_path(db)) as saver:
         await saver.setup()
-        yield saver
+        yield _with_delete_hooks(saver, db)

@@ -13,8 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
+from latent_backend.kv_store import Entry, KVStore
 from runners.methods import METHODS
+from storage.paths import kv_dir_for
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +77,19 @@ def test_langgraph_dev_serves_every_graph_with_its_schemas(tmp_path):
             schemas = get(f"http://127.0.0.1:{port}/assistants/{assistant['assistant_id']}/schemas")
             for kind in ("input_schema", "output_schema", "context_schema"):
                 assert schemas.get(kind) and schemas[kind].get("properties"), (assistant["graph_id"], kind)
+
+        # Deleting a thread in Studio frees its KV entries (the checkpointer's delete hook).
+        thread_id = post(f"http://127.0.0.1:{port}/threads", {})["thread_id"]
+        kv = KVStore(kv_dir_for(env["MASGRAPH_DB"]))
+        for namespace in (thread_id, "another-thread"):
+            kv.put("entry", namespace, Entry({"k.0": torch.ones(1, 2, 2), "v.0": torch.ones(1, 2, 2)}))
+        kv.flush()
+        delete = urllib.request.Request(f"http://127.0.0.1:{port}/threads/{thread_id}", method="DELETE")
+        with urllib.request.urlopen(delete, timeout=30) as response:
+            assert response.status in (200, 202, 204)
+        assert (
+            not (kv.root / thread_id).exists() and (kv.root / "another-thread" / "entry.safetensors").exists()
+        )
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -14,18 +14,28 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
-from latent_backend import GenerationRequest, KVHandle, RolloutRequest, get_backend
+from latent_backend import GenerationRequest, KVHandle, KVStore, RolloutRequest, get_backend
 from nodes.agent_call import TraceEntry, ask
 from nodes.fields import context_of
 from nodes.latentmas.context import MASContext
+from storage.paths import KV_DIR_CONFIG_KEY
+
+
+def _configurable() -> dict[str, Any]:
+    try:
+        return get_config()["configurable"]
+    except RuntimeError:  # called outside a graph run
+        return {}
 
 
 def thread_namespace() -> str:
     """KV entries are filed under the graph thread, so deleting the thread frees them."""
-    try:
-        return str(get_config()["configurable"].get("thread_id") or "unthreaded")
-    except RuntimeError:
-        return "unthreaded"
+    return str(_configurable().get("thread_id") or "unthreaded")
+
+
+def kv_store_of(ctx: MASContext) -> KVStore:
+    """The KV store beside the database this graph checkpoints to (see compile_with_saver)."""
+    return ctx.kv_store(_configurable().get(KV_DIR_CONFIG_KEY))
 
 
 ROLE_ORDER = ("planner", "critic", "refiner", "math", "science", "code")
@@ -69,8 +79,9 @@ def latent_agent(agent: str):
                 realign=ctx.latent_space_realign,
                 think=ctx.think,
                 handoff=ctx.handoff,
+                persist=ctx.kv_persistence == "disk",
             ),
-            ctx.kv_store(),
+            kv_store_of(ctx),
         )
         entry = TraceEntry(
             agent=agent,
@@ -112,7 +123,7 @@ def latent_judger(agent: str = "judger"):
                 kv=handle,
                 think=ctx.think,
             ),
-            ctx.kv_store(),
+            kv_store_of(ctx),
         )
         entry = TraceEntry(
             agent=agent,
