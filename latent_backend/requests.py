@@ -62,13 +62,18 @@ class KVHandle(TypedDict):
 
 
 def encode_tokens(token_ids: list[int]) -> str:
-    """Token ids as compact text for a recipe: zlib-compressed little-endian uint32, base64."""
-    return base64.b64encode(zlib.compress(struct.pack(f"<{len(token_ids)}I", *token_ids), 9)).decode()
+    """Token ids as compact text for a recipe: "<width>:" + base64 of zlib-compressed little-endian
+    integers, 2 bytes wide when every id fits (vocabularies up to 65536), else 4."""
+    width, code = (2, "H") if max(token_ids, default=0) < 1 << 16 else (4, "I")
+    packed = struct.pack(f"<{len(token_ids)}{code}", *token_ids)
+    return f"{width}:{base64.b64encode(zlib.compress(packed, 9)).decode()}"
 
 
 def decode_tokens(text: str) -> list[int]:
-    raw = zlib.decompress(base64.b64decode(text))
-    return list(struct.unpack(f"<{len(raw) // 4}I", raw))
+    width, payload = text.split(":", 1)
+    raw = zlib.decompress(base64.b64decode(payload))
+    code = {"2": "H", "4": "I"}[width]
+    return list(struct.unpack(f"<{len(raw) // int(width)}{code}", raw))
 
 
 @dataclass(frozen=True)
