@@ -3,13 +3,15 @@
 Every operation takes a batch of single-sequence requests. Sequences of different lengths are
 left-padded, and the attention mask and explicit position ids are carried through prefill, latent
 steps and decoding, so a batch of N gives the same result as N single runs (up to float
-tolerance). Caches go in and out through the `KVStore` as handles; the batch cache is assembled
-from fresh copies, so no stored entry is ever mutated by a forward pass.
+tolerance). Caches go in and out through the `KVStore` as handles (see kv_chain: each rollout
+stores only the positions it added, with the recipe to rebuild them); the batch cache is
+assembled from fresh copies, so no stored entry is ever mutated by a forward pass.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -24,6 +26,7 @@ from transformers import (
 
 from latent_backend.batch_cache import (
     BatchPrefix,
+    Segment,
     assemble,
     pad_prompts,
     plan_chunks,
@@ -32,14 +35,17 @@ from latent_backend.batch_cache import (
 )
 from latent_backend.batching import MicroBatcher
 from latent_backend.errors import PromptError
-from latent_backend.kv_store import KVStore, LayerKV
+from latent_backend.kv_chain import concat, new_handle, resolve, to_entry
+from latent_backend.kv_store import KVStore
 from latent_backend.models import LoadedModel, load_model
 from latent_backend.requests import (
     GenerationRequest,
     GenerationResult,
     KVHandle,
+    KVRecipe,
     RolloutRequest,
     RolloutResult,
+    decode_tokens,
 )
 from latent_backend.streaming import final_text
 
@@ -128,15 +134,12 @@ class LatentBackend:
 
     # -- batch assembly ---------------------------------------------------------------------------
     def _prefix(self, handles: list[KVHandle | None], store: KVStore | None) -> BatchPrefix:
-        rows: list[list[LayerKV] | None] = []
+        rows: list[list[Segment]] = []
         for handle in handles:
-            if handle is None:
-                rows.append(None)
-                continue
-            if store is None:
+            if handle is not None and store is None:
                 raise ValueError("a KV handle was given without a KV store")
-            # Read-only view: the rows are copied into the padded batch cache by _assemble.
-            rows.append(store.get(handle, model_id=self.model_id, copy=False))
+            # Read-only views: the segments are copied into the padded batch cache by assemble.
+            rows.append(self._resolve(handle, store) if handle is not None else [])
         return assemble(
             rows,
             [h["next_position"] if h else 0 for h in handles],
@@ -144,19 +147,20 @@ class LatentBackend:
             device=self.device,
         )
 
-    def _prefill(
-        self,
-        handles: list[KVHandle | None],
-        prompts: list[list[int]],
-        store: KVStore | None,
-        *,
-        decoder_only: bool,
-    ):
+    @torch.inference_mode()
+    def cache_of(self, handle: KVHandle, store: KVStore) -> Segment:
+        """A handle's whole cache as fresh tensors (tests, analysis; batches never concatenate)."""
+        return concat(self._resolve(handle, store))
+
+    def _resolve(self, handle: KVHandle, store: KVStore) -> list[Segment]:
+        layers = self.model.config.get_text_config().num_hidden_layers
+        return resolve(handle, store, model_id=self.model_id, layers=layers, recompute=self._recompute)
+
+    def _prefill(self, prefix: BatchPrefix, prompts: list[list[int]], *, decoder_only: bool):
         """Read left-padded prompts on top of their cached positions.
 
-        Returns (model output, attention mask over cache + prompt, prompt position ids, cache width).
+        Returns (model output, attention mask over cache + prompt, prompt position ids).
         """
-        prefix = self._prefix(handles, store)
         ids, prompt_mask = pad_prompts(prompts, self.tokenizer.pad_token_id)
         positions = prompt_positions(prefix.next_position, prompt_mask)
         mask = torch.cat([prefix.mask, prompt_mask], dim=1)
@@ -167,7 +171,7 @@ class LatentBackend:
             position_ids=positions,
             past_key_values=prefix.cache if prefix.cache is not None else DynamicCache(),
         )
-        return out, mask, positions, prefix.mask.shape[1]
+        return out, mask, positions
 
     def _forward(self, *, decoder_only: bool, logits_to_keep: int = 1, **inputs: torch.Tensor):
         for name in ("input_ids", "attention_mask", "position_ids", "inputs_embeds"):
@@ -209,16 +213,56 @@ class LatentBackend:
         self, requests: list[RolloutRequest], prompts: list[list[int]], store: KVStore
     ) -> list[RolloutResult]:
         steps = requests[0].latent_steps
-        out, mask, positions, prefix_width = self._prefill(
-            [r.kv for r in requests], prompts, store, decoder_only=True
+        prefix = self._prefix([r.kv for r in requests], store)
+        cache, mask, hidden, next_position = self._think(
+            prefix,
+            prompts,
+            steps,
+            requests[0].realign,
+            report=lambda step, mask: self._report_step(requests, step, mask),
         )
+        results = []
+        for row, request in enumerate(requests):
+            delta = self._delta(cache, mask, row, prefix.mask.shape[1], steps, request.handoff)
+            handle = new_handle(
+                request.kv,
+                request,
+                prompts[row],
+                delta,
+                model_id=self.model_id,
+                next_position=int(next_position[row]),
+            )
+            store.put(
+                handle["id"], request.namespace, to_entry(delta, self.model_id), persist=request.persist
+            )
+            results.append(
+                RolloutResult(
+                    handle=handle,
+                    prompt_tokens=len(prompts[row]),
+                    latent_steps=steps,
+                    last_hidden=hidden[row].float().cpu(),
+                )
+            )
+        return results
+
+    def _think(
+        self,
+        prefix: BatchPrefix,
+        prompts: list[list[int]],
+        steps: int,
+        realign: bool,
+        report: Callable[[int, torch.Tensor], None] = lambda _step, _mask: None,
+    ):
+        """Prefill prompts on their caches, then `steps` latent steps: (cache, mask, last hidden,
+        next positions). `report(step, mask)` after the prompt (step 0) and each step."""
+        out, mask, positions = self._prefill(prefix, prompts, decoder_only=True)
         cache = out.past_key_values
         hidden = out.last_hidden_state[:, -1]
         next_position = positions[:, -1] + 1
-        ones = torch.ones(len(requests), 1, dtype=torch.long)
-        self._report_step(requests, 0, mask)
+        ones = torch.ones(len(prompts), 1, dtype=torch.long)
+        report(0, mask)
         for step in range(1, steps + 1):
-            embeds = self._align(hidden, requests[0].realign)[:, None, :]
+            embeds = self._align(hidden, realign)[:, None, :]
             mask = torch.cat([mask, ones], dim=1)
             out = self._forward(
                 decoder_only=True,
@@ -230,31 +274,26 @@ class LatentBackend:
             cache = out.past_key_values
             hidden = out.last_hidden_state[:, -1]
             next_position = next_position + 1
-            self._report_step(requests, step, mask)
-        results = []
-        for row, request in enumerate(requests):
-            keep = mask[row].bool().clone()
-            if request.handoff in ("sequential", "latent"):
-                keep[:prefix_width] = False
-            if request.handoff == "latent":
-                keep[: mask.shape[1] - steps] = False
-            layers = row_layers(cache, row, keep)
-            handle = store.put(
-                layers,
-                model_id=self.model_id,
-                namespace=request.namespace,
-                parent=request.kv,
-                next_position=int(next_position[row]),
-            )
-            results.append(
-                RolloutResult(
-                    handle=handle,
-                    prompt_tokens=len(prompts[row]),
-                    latent_steps=steps,
-                    last_hidden=hidden[row].float().cpu(),
-                )
-            )
-        return results
+            report(step, mask)
+        return cache, mask, hidden, next_position
+
+    @staticmethod
+    def _delta(
+        cache: DynamicCache, mask: torch.Tensor, row: int, prefix_width: int, steps: int, handoff: str
+    ):
+        """The positions a row's agent added: its prompt and latent steps ("latent": the latter only)."""
+        keep = mask[row].bool().clone()
+        keep[:prefix_width] = False
+        if handoff == "latent":
+            keep[: mask.shape[1] - steps] = False
+        return row_layers(cache, row, keep)
+
+    def _recompute(self, recipe: KVRecipe, parent: list[Segment], parent_next_position: int) -> Segment:
+        """Redo the rollout step that made an entry, alone, on its parent's cache (exact: same ids)."""
+        prefix = assemble([parent], [parent_next_position], dtype=self.loaded.dtype, device=self.device)
+        steps = recipe["latent_steps"]
+        cache, mask, _, _ = self._think(prefix, [decode_tokens(recipe["tokens"])], steps, recipe["realign"])
+        return self._delta(cache, mask, 0, prefix.mask.shape[1], steps, recipe["handoff"])
 
     @staticmethod
     def _report_step(requests: list[RolloutRequest], step: int, mask: torch.Tensor) -> None:
@@ -280,9 +319,8 @@ class LatentBackend:
             )
         chunks = plan_chunks([len(p) for p in prompts], forwards=1)
         if len(chunks) == 1:
-            out, mask, positions, _ = self._prefill(
-                [r.kv for r in requests], prompts, store, decoder_only=False
-            )
+            prefix = self._prefix([r.kv for r in requests], store)
+            out, mask, positions = self._prefill(prefix, prompts, decoder_only=False)
             logits, cache, next_position = out.logits[:, -1], out.past_key_values, positions[:, -1] + 1
         else:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
@@ -350,15 +388,14 @@ class LatentBackend:
         store: KVStore | None,
     ):
         """Prefill rows in length-matched chunks, then re-pad all rows into one decoding batch."""
-        rows: list[list[LayerKV] | None] = [None] * len(requests)
+        rows: list[list[Segment]] = [[] for _ in requests]
         last_logits: list[torch.Tensor | None] = [None] * len(requests)
         next_positions = [0] * len(requests)
         for chunk in chunks:
-            out, mask, positions, _ = self._prefill(
-                [requests[i].kv for i in chunk], [prompts[i] for i in chunk], store, decoder_only=False
-            )
+            prefix = self._prefix([requests[i].kv for i in chunk], store)
+            out, mask, positions = self._prefill(prefix, [prompts[i] for i in chunk], decoder_only=False)
             for slot, row in enumerate(chunk):
-                rows[row] = row_layers(out.past_key_values, slot, mask[slot].bool())
+                rows[row] = [row_layers(out.past_key_values, slot, mask[slot].bool())]
                 last_logits[row] = out.logits[slot, -1]
                 next_positions[row] = int(positions[slot, -1]) + 1
         merged = assemble(rows, next_positions, dtype=self.loaded.dtype, device=self.device)

@@ -2,7 +2,8 @@
 
 Rows of a batch are single sequences of different lengths. They are left-padded, so the last
 position of every row is real; the mask marks real positions and each row's positions continue from
-its own cached length, so a padded batch computes what each row would alone.
+its own cached length, so a padded batch computes what each row would alone. A row's cache arrives
+as segments (the deltas of its KV chain), copied one after another into the padded batch cache.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from dataclasses import dataclass
 import torch
 from transformers import DynamicCache
 
-from latent_backend.kv_store import LayerKV
+
+@dataclass(frozen=True)
+class LayerKV:
+    keys: torch.Tensor  # [kv_heads, seq, head_dim]
+    values: torch.Tensor
+
+
+Segment = list[LayerKV]  # one cache piece of a single sequence, per layer
 
 
 @dataclass
@@ -24,27 +32,35 @@ class BatchPrefix:
     next_position: torch.Tensor  # [B] long
 
 
+def segment_positions(segment: Segment) -> int:
+    return int(segment[0].keys.shape[1]) if segment else 0
+
+
 def assemble(
-    rows: list[list[LayerKV] | None], next_positions: list[int], *, dtype: torch.dtype, device: torch.device
+    rows: list[list[Segment]], next_positions: list[int], *, dtype: torch.dtype, device: torch.device
 ) -> BatchPrefix:
-    """A left-padded batch cache (and its mask) from single-sequence caches."""
+    """A left-padded batch cache (and its mask) from single-sequence caches, each given as segments
+    in order (no row is ever concatenated on its own: segments are copied into the batch tensors)."""
     batch = len(rows)
-    lengths = [layers[0].keys.shape[1] if layers else 0 for layers in rows]
+    lengths = [sum(map(segment_positions, segments)) for segments in rows]
     width = max(lengths, default=0)
     next_position = torch.tensor(next_positions, dtype=torch.long)
     mask = torch.zeros(batch, width, dtype=torch.long)
     if width == 0:
         return BatchPrefix(None, mask, next_position)
-    reference = next(layers for layers in rows if layers)
+    reference = next(segment for segments in rows for segment in segments if segment)
     kv_heads, _, head_dim = reference[0].keys.shape
     pairs = []
     for layer in range(len(reference)):
         keys = torch.zeros(batch, kv_heads, width, head_dim, dtype=dtype, device=device)
         values = torch.zeros_like(keys)
-        for row, layers in enumerate(rows):
-            if layers:
-                keys[row, :, width - lengths[row] :] = layers[layer].keys
-                values[row, :, width - lengths[row] :] = layers[layer].values
+        for row, segments in enumerate(rows):
+            start = width - lengths[row]
+            for segment in segments:
+                end = start + segment_positions(segment)
+                keys[row, :, start:end] = segment[layer].keys
+                values[row, :, start:end] = segment[layer].values
+                start = end
         pairs.append((keys, values))
     for row, length in enumerate(lengths):
         mask[row, width - length :] = 1

@@ -1,11 +1,16 @@
 """What goes into and comes out of the backend: requests, results and KV handles (no torch here).
 
-A `KVHandle` is a small JSON-able dict that travels in graph state (checkpointed), never a tensor;
-the cache it names lives in the KV store.
+A `KVHandle` is a small JSON-able dict that travels in graph state (checkpointed), never a tensor.
+It is a recipe plus an address: its `chain` holds the recipe of every entry it was built from
+(oldest first, its own last), so the cache can be rebuilt from the checkpoint alone when the KV
+store has lost an entry (a restarted process, another machine, a damaged file).
 """
 
 from __future__ import annotations
 
+import base64
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -18,11 +23,33 @@ if TYPE_CHECKING:
 Handoff = Literal["all", "sequential", "latent"]
 
 
-class KVHandle(TypedDict):
-    """A reference to one stored cache of a single sequence (no padding).
+class KVRecipe(TypedDict):
+    """How one KV entry was made: a latent agent's step, enough to redo it exactly.
 
-    positions: cached positions; next_position: the rotary position the next token takes (equal to
-    positions unless earlier positions were trimmed away by sequential_info_only / latent_only).
+    The entry holds only the positions this step added (its delta). Redoing it reads `tokens` (the
+    rendered prompt, see `encode_tokens`) on top of the parent handle's cache, then thinks
+    `latent_steps` latent steps. handoff: "all" -- the handle's cache is the parent's plus this
+    delta; "sequential" / "latent" -- the delta alone (the parent is still needed to redo it).
+    """
+
+    id: str  # the entry's id (the id of the handle this step returned)
+    parent: str | None  # the parent entry's id (the previous recipe of the chain)
+    namespace: str  # where the entry is filed (the graph thread that made it)
+    tokens: str
+    latent_steps: int
+    realign: bool
+    think: bool
+    handoff: Handoff
+    positions: int  # positions in the entry (the delta)
+    next_position: int  # the rotary position the next token takes after this step
+
+
+class KVHandle(TypedDict):
+    """A reference to the cache of a single sequence (no padding): a recipe chain plus an address.
+
+    positions: cached positions the handle resolves to; next_position: the rotary position the next
+    token takes (equal to positions unless earlier positions were trimmed away by
+    sequential_info_only / latent_only); nbytes: bytes of the resolved cache.
     """
 
     id: str
@@ -32,7 +59,22 @@ class KVHandle(TypedDict):
     next_position: int
     parent: str | None
     nbytes: int
-    sha256: str
+    chain: list[KVRecipe]
+
+
+def encode_tokens(token_ids: list[int]) -> str:
+    """Token ids as compact text for a recipe: "<width>:" + base64 of zlib-compressed little-endian
+    integers, 2 bytes wide when every id fits (vocabularies up to 65536), else 4."""
+    width, code = (2, "H") if max(token_ids, default=0) < 1 << 16 else (4, "I")
+    packed = struct.pack(f"<{len(token_ids)}{code}", *token_ids)
+    return f"{width}:{base64.b64encode(zlib.compress(packed, 9)).decode()}"
+
+
+def decode_tokens(text: str) -> list[int]:
+    width, payload = text.split(":", 1)
+    raw = zlib.decompress(base64.b64decode(payload))
+    code = {"2": "H", "4": "I"}[width]
+    return list(struct.unpack(f"<{len(raw) // int(width)}{code}", raw))
 
 
 @dataclass(frozen=True)
@@ -86,6 +128,7 @@ class RolloutRequest:
     realign: bool = True
     think: bool = False
     handoff: Handoff = "all"
+    persist: bool = True  # False: the entry lives in memory only (recomputed if evicted)
     on_step: Callable[[int, int, int], None] | None = field(default=None, compare=False, repr=False)
 
 

@@ -114,6 +114,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         options=_method_options(args),
         reference=args.reference,
         progress=not args.no_progress and sys.stderr.isatty() or args.progress,
+        keep_kv=args.keep_kv,
     )
     if args.json:
         print(json.dumps(summary.to_dict()))
@@ -242,6 +243,9 @@ def _eval_common() -> argparse.ArgumentParser:
         "--progress", action="store_true", help="show the progress bar even without a terminal"
     )
     common.add_argument("--no-progress", action="store_true")
+    common.add_argument(
+        "--keep-kv", action="store_true", help="keep finished items' KV caches (default: freed when done)"
+    )
     return common
 
 

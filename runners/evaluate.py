@@ -25,9 +25,10 @@ from typing import Any
 from latent_backend.batching import MicroBatcher
 from runners.methods import EvalMethod, Outcome, get_method
 from runners.thread_space import eval_metadata
+from runners.threads import free_thread_kv
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from storage.leases import lease_seconds, new_owner
-from storage.paths import default_db, kv_dir_for
+from storage.paths import default_db
 from storage.run_store import RunStore
 from tasks import Task, TaskError, TaskItem, get_task, load_items
 
@@ -241,10 +242,8 @@ class _ItemRunner:
             error=outcome.error,
             owner=self.owner,
         )
-        if not self.keep_kv and outcome.error is None:
-            from latent_backend.kv_store import kv_store
-
-            kv_store(kv_dir_for(self.db)).delete_namespace(thread_id)  # the item is done; free its caches
+        if not self.keep_kv and outcome.error is None:  # the item is done: free its caches
+            free_thread_kv(thread_id, self.db, getattr(self.context, "kv_dir", None))
 
 
 def _partial_trace(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -5,7 +5,9 @@ inside node N leaves node N-1's checkpoint on disk. The savers (`storage.savers`
 async calls, so a graph from `compile_with_saver` supports `invoke`/`stream` and `ainvoke`/`astream`.
 `studio_checkpointer` is the factory `langgraph.json` names: the LangGraph server uses the same
 saver on the same database ($MASGRAPH_DB, a path or a postgresql:// URL), so a thread started in
-the CLI, in Python or in Studio is one thread space.
+the CLI, in Python or in Studio is one thread space. Every saver made here runs the hooks
+registered with `on_thread_delete` after it deletes a thread, whoever asks (the CLI, Studio, a
+prune), so what a thread left outside the checkpoint tables (its KV caches) goes with it.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import contextlib
 import dataclasses
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 
 from storage.database import check_database, database_errors, retry_races, sqlite_file
-from storage.paths import default_db, is_url, mask_secrets
+from storage.paths import KV_DIR_CONFIG_KEY, default_db, is_url, kv_dir_for, mask_secrets
 from storage.savers import SqliteCheckpointer
 
 RUN_DURABILITY = "sync"
@@ -31,6 +33,30 @@ SETUP_LOCK_ID = 0x6D67_6370  # PostgreSQL advisory lock serializing the checkpoi
 
 _savers: dict[str, BaseCheckpointSaver] = {}
 _lock = threading.Lock()
+
+ThreadDeleteHook = Callable[[str, str], None]  # (database, thread id)
+_delete_hooks: list[ThreadDeleteHook] = []
+SaverT = TypeVar("SaverT", bound=BaseCheckpointSaver)
+
+
+def on_thread_delete(hook: ThreadDeleteHook) -> None:
+    """Run `hook(db, thread_id)` after any saver made here deletes a thread."""
+    if hook not in _delete_hooks:
+        _delete_hooks.append(hook)
+
+
+def _with_delete_hooks(saver: SaverT, db: str) -> SaverT:
+    """`saver`, whose delete_thread also runs the thread-delete hooks. Its async twin, and prune's
+    whole-thread strategies, call delete_thread (`storage.savers`), so they run them too."""
+    delete = saver.delete_thread
+
+    def delete_thread(thread_id: str) -> None:
+        delete(thread_id)
+        for hook in list(_delete_hooks):
+            hook(db, str(thread_id))
+
+    saver.delete_thread = delete_thread  # type: ignore[method-assign]
+    return saver
 
 
 def _sqlite_path(db: str) -> str:
@@ -44,7 +70,7 @@ def checkpointer(db: str | None = None) -> BaseCheckpointSaver:
         if key not in _savers:
             check_database(key)  # one line naming the path or the (masked) URL
             with database_errors(key):
-                _savers[key] = _open_saver(key)
+                _savers[key] = _with_delete_hooks(_open_saver(key), key)
         return _savers[key]
 
 
@@ -71,12 +97,15 @@ def _open_saver(db: str) -> BaseCheckpointSaver:
 
 
 def compile_with_saver(builder: StateGraph, db: str | None = None, **kwargs: Any):
-    """Compile a graph builder for a runner: checkpointed to `db`.
+    """Compile a graph builder for a runner: checkpointed to `db`, its KV caches beside `db`.
 
     `name` (a graph id of langgraph.json, e.g. "debate") names the graph in traces and goes into
     every checkpoint's metadata as `graph_id`, the key the LangGraph server files threads under.
     """
-    graph = builder.compile(checkpointer=checkpointer(db), **kwargs)
+    db = db or default_db()
+    graph = builder.compile(checkpointer=checkpointer(db), **kwargs).with_config(
+        configurable={KV_DIR_CONFIG_KEY: str(kv_dir_for(db))}
+    )
     name = kwargs.get("name")
     return graph.with_config(metadata={"graph_id": name}) if name else graph
 

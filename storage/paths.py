@@ -30,10 +30,15 @@ def is_url(db: str) -> bool:
     return "://" in db
 
 
+# The graph config key under which a compiled graph tells its nodes where its KV caches live.
+KV_DIR_CONFIG_KEY = "masgraph_kv_dir"
+
+
 def kv_dir_for(db: str) -> Path:
-    """KV-cache files live beside the SQLite database they belong to (`<db>.kv/`)."""
+    """KV-cache files live beside the SQLite database they belong to (`<db>.kv/`); for a database
+    URL, in the data dir under a name derived from the URL (one directory per database)."""
     if is_url(db):
-        return data_dir() / "kv"
+        return data_dir() / "kv" / hashlib.sha256(db.encode()).hexdigest()[:16]
     return Path(db).expanduser().resolve().with_name(Path(db).name + ".kv")
 
 

@@ -29,7 +29,11 @@ class PostgresCheckpointer(AsyncFromSync, PostgresSaver):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         ids = check_prune(thread_ids, strategy)
-        super().prune(ids, strategy="keep_latest" if strategy == "keep_latest" else "delete")
+        if strategy != "keep_latest":
+            for thread_id in ids:  # one by one, so the thread-delete hooks see each thread
+                self.delete_thread(thread_id)
+            return
+        super().prune(ids, strategy="keep_latest")
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         source, target = str(source_thread_id), str(target_thread_id)

@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
+from latent_backend.kv_store import Entry, KVStore
 from runners.methods import METHODS
+from storage.paths import kv_dir_for
 from tests.studio_plugin import MODEL
 
 pytestmark = pytest.mark.slow
@@ -163,6 +166,21 @@ def test_every_graph_is_served_with_its_schemas(studio: Studio) -> None:
     for graph_id in expected:
         for kind in ("input_schema", "output_schema", "context_schema"):
             assert served[graph_id].get(kind, {}).get("properties"), (graph_id, kind)
+
+
+def test_deleting_a_thread_in_studio_frees_its_kv_entries(studio: Studio) -> None:
+    async def delete_new_thread(client) -> str:
+        thread_id = (await client.threads.create())["thread_id"]
+        for namespace in (thread_id, "another-thread"):
+            kv.put("entry", namespace, Entry({"k.0": torch.ones(1, 2, 2), "v.0": torch.ones(1, 2, 2)}))
+        kv.flush()
+        await client.threads.delete(thread_id)
+        return thread_id
+
+    kv = KVStore(kv_dir_for(studio.db))
+    thread_id = sdk_run(delete_new_thread, studio)
+    assert not (kv.root / thread_id).exists()
+    assert (kv.root / "another-thread" / "entry.safetensors").exists()
 
 
 def test_a_mistyped_option_is_an_error_naming_the_closest_one(studio: Studio) -> None:

@@ -16,13 +16,14 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 
-from latent_backend import GenerationRequest, KVHandle, RolloutRequest, get_backend
+from latent_backend import GenerationRequest, KVHandle, KVStore, RolloutRequest, get_backend
 from latent_backend.streaming import Relay, TextDeltas
 from nodes.agent_call import TraceEntry, ask
 from nodes.fields import context_of
 from nodes.latentmas.budget import check_chain
 from nodes.latentmas.context import MASContext
 from nodes.latentmas.reference import reference_context
+from storage.paths import KV_DIR_CONFIG_KEY
 
 
 def stream_writer() -> Callable[[Any], None]:
@@ -33,12 +34,21 @@ def stream_writer() -> Callable[[Any], None]:
         return lambda _event: None
 
 
+def _configurable() -> dict[str, Any]:
+    try:
+        return get_config()["configurable"]
+    except RuntimeError:  # called outside a graph run
+        return {}
+
+
 def thread_namespace() -> str:
     """KV entries are filed under the graph thread, so deleting the thread frees them."""
-    try:
-        return str(get_config()["configurable"].get("thread_id") or "unthreaded")
-    except RuntimeError:
-        return "unthreaded"
+    return str(_configurable().get("thread_id") or "unthreaded")
+
+
+def kv_store_of(ctx: MASContext) -> KVStore:
+    """The KV store beside the database this graph checkpoints to (see compile_with_saver)."""
+    return ctx.kv_store(_configurable().get(KV_DIR_CONFIG_KEY))
 
 
 ROLE_ORDER = ("planner", "critic", "refiner", "math", "science", "code")
@@ -95,9 +105,10 @@ def latent_agent(agent: str):
                 realign=ctx.latent_space_realign,
                 think=ctx.think,
                 handoff=ctx.handoff,
+                persist=ctx.kv_persistence == "disk",
                 on_step=progress,
             ),
-            ctx.kv_store(),
+            kv_store_of(ctx),
         )
         entry = TraceEntry(
             agent=agent,
@@ -142,7 +153,7 @@ def latent_judger(agent: str = "judger"):
             kv=handle,
             think=ctx.think,
         )
-        result = _generate_streaming(backend, request, ctx.kv_store(), agent)
+        result = _generate_streaming(backend, request, kv_store_of(ctx), agent)
         entry = TraceEntry(
             agent=agent,
             role="judger",

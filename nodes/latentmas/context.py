@@ -88,7 +88,18 @@ class MASContext(CheckedOptions):
         factory=dict,
     )
     prompts_file: str | None = option(None, "JSON file of per-role prompt template overrides.")
-    kv_dir: str | None = option(None, "Where KV caches are stored (None: beside the default database).")
+    kv_dir: str | None = option(
+        None, "Where KV caches are stored (None: beside the database the graph checkpoints to)."
+    )
+    kv_persistence: Literal["disk", "memory"] = option(
+        "disk",
+        "disk: KV entries are also written to disk in the background (a restart reuses them); "
+        "memory: never written (throughput runs; a lost entry is recomputed from its recipe).",
+    )
+    kv_memory_mb: int = option(2048, "Memory budget of the KV store (MiB, on the model's device).", minimum=0)
+    kv_disk_mb: int = option(
+        16384, "Disk budget of the KV directory (MiB; oldest entries evicted; 0: no limit).", minimum=0
+    )
     grading: Literal["lenient", "reference"] | None = option(
         None,
         "How answers are read and compared: 'lenient' (masgraph's) or 'reference' (the original "
@@ -158,10 +169,16 @@ class MASContext(CheckedOptions):
             return "latent"
         return "sequential" if self.sequential_info_only else "all"
 
-    def kv_store(self) -> KVStore:
+    def kv_store(self, default_dir: str | None = None) -> KVStore:
+        """The KV store: `kv_dir`, else `default_dir` (beside the graph's database), else beside
+        the default database."""
         from latent_backend.kv_store import kv_store
 
-        return kv_store(self.kv_dir or kv_dir_for(default_db()))
+        return kv_store(
+            self.kv_dir or default_dir or kv_dir_for(default_db()),
+            memory_budget_bytes=self.kv_memory_mb << 20,
+            disk_budget_bytes=self.kv_disk_mb << 20,
+        )
 
     def chat_config(self) -> ChatModelConfig:
         if self.base_url or is_registered(self.model):

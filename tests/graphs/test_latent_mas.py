@@ -53,8 +53,9 @@ def test_sequential_hands_a_growing_cache_from_agent_to_agent(backend, db):
         "next_position",
         "parent",
         "nbytes",
-        "sha256",
+        "chain",
     }
+    assert [recipe["handoff"] for recipe in state["kv"]["chain"]] == ["all", "all", "all"]
 
 
 def test_hierarchical_chains_three_solvers_then_the_summarizer(backend, db):
@@ -92,7 +93,7 @@ def test_checkpoint_rows_hold_no_tensors(backend, db):
         assert not isinstance(value, torch.Tensor)
         assert not (isinstance(value, bytes | bytearray) and len(value) > 4096)
         if isinstance(value, dict):
-            found_handles += "sha256" in value
+            found_handles += "chain" in value
             for inner in value.values():
                 walk(inner)
         elif isinstance(value, list | tuple):
@@ -100,7 +101,7 @@ def test_checkpoint_rows_hold_no_tensors(backend, db):
                 walk(inner)
 
     for kind, blob in rows:
-        assert len(blob) < 64 * 1024, "a checkpoint row should hold handles, not caches"
+        assert len(blob) < 16 * 1024, "a checkpoint row should hold handles (recipes), not caches"
         walk(saver.serde.loads_typed((kind, blob)))
     assert found_handles > 0
     assert state["kv"]["nbytes"] > 1_000_000  # the cache itself is megabytes, in the KV store

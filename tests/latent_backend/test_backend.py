@@ -26,7 +26,7 @@ def test_batched_rollout_equals_single_runs(backend, tmp_path):
     for b, s in zip(batched, singles, strict=True):
         assert b.handle["positions"] == s.handle["positions"] == b.prompt_tokens + 4
         assert torch.allclose(b.last_hidden, s.last_hidden, atol=1e-3)
-        for lb, ls in zip(store.get(b.handle), store.get(s.handle), strict=True):
+        for lb, ls in zip(backend.cache_of(b.handle, store), backend.cache_of(s.handle, store), strict=True):
             assert torch.allclose(lb.keys, ls.keys, atol=1e-3) and torch.allclose(
                 lb.values, ls.values, atol=1e-3
             )
@@ -65,16 +65,16 @@ def test_forward_on_a_resolved_cache_leaves_the_stored_entry_unchanged(backend, 
     handle = backend.rollout(
         [RolloutRequest(messages=user(QUESTIONS[0]), namespace="t", latent_steps=2)], store
     )[0].handle
-    before = [(layer.keys.clone(), layer.values.clone()) for layer in store.get(handle)]
+    before = {name: t.clone() for name, t in store.get(handle["id"], "t").tensors.items()}
     # Two different continuations from one handle: each forward pass appends to its own copy.
     backend.rollout(
         [RolloutRequest(messages=user("Continue."), namespace="t", kv=handle, latent_steps=2)], store
     )
     backend.generate([GenerationRequest(messages=user("Answer."), max_new_tokens=4, kv=handle)], store)
-    for stored in (store.get(handle), KVStore(tmp_path).get(handle)):
-        assert len(stored) == len(before)
-        for layer, (keys, values) in zip(stored, before, strict=True):
-            assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
+    store.flush()
+    for stored in (store.get(handle["id"], "t"), KVStore(tmp_path).get(handle["id"], "t")):
+        assert stored.tensors.keys() == before.keys()
+        assert all(torch.equal(stored.tensors[name], tensor) for name, tensor in before.items())
 
 
 def test_handoff_modes_trim_what_is_handed_on(backend, tmp_path):

@@ -45,8 +45,8 @@ def test_the_server_config_names_the_project_files_by_absolute_path(project, tmp
     assert argv[1:3] == ["dev", "--config"] and "--no-browser" in argv and "--no-reload" in argv
     config = json.loads(Path(argv[3]).read_text())
     assert Path(argv[3]).parent == workdir
-    assert config["graphs"]["debate"] == f"{project.resolve()}/graphs/debate.py:graph"
-    assert config["checkpointer"]["path"] == f"{project.resolve()}/storage/checkpoints.py:studio_checkpointer"
+    assert config["graphs"]["debate"] == f"{project.resolve()}/graphs/studio.py:debate"
+    assert config["checkpointer"]["path"] == f"{project.resolve()}/runners/threads.py:studio_checkpointer"
     assert config["http"]["app"] == f"{project.resolve()}/runners/studio_app.py:app"
     assert config["dependencies"] == [str(project.resolve())] and "env" not in config
 

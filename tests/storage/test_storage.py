@@ -5,7 +5,7 @@ import torch
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
-from latent_backend.kv_store import LayerKV, kv_store_for_db
+from latent_backend.kv_store import Entry, kv_store_for_db
 from runners.threads import delete_thread
 from storage.checkpoints import checkpointer, compile_with_saver, thread_config
 from storage.run_store import RunStore, RunStoreError
@@ -36,13 +36,30 @@ def test_deleting_a_thread_frees_its_checkpoints_and_kv_entries(db):
     graph.invoke({"n": 1}, thread_config("gone"), durability="sync")
     graph.invoke({"n": 1}, thread_config("kept"), durability="sync")
     store = kv_store_for_db(db)
-    layers = [LayerKV(torch.zeros(1, 2, 4), torch.zeros(1, 2, 4))]
-    gone = store.put(layers, model_id="m", namespace="gone")
-    kept = store.put(layers, model_id="m", namespace="kept")
+    entry = Entry({"k.0": torch.zeros(1, 2, 4), "v.0": torch.zeros(1, 2, 4)})
+    store.put("gone-entry", "gone", entry)
+    store.put("kept-entry", "kept", entry)
+    store.flush()
     delete_thread("gone", db)
     assert graph.get_state(thread_config("gone")).values == {}
     assert graph.get_state(thread_config("kept")).values == {"n": 2}
-    assert not store.exists(gone) and store.exists(kept)
+    assert not store.exists("gone-entry", "gone") and store.exists("kept-entry", "kept")
+    assert [p.stem for p in store.root.rglob("*.safetensors")] == ["kept-entry"]
+
+
+def test_compiled_graphs_tell_their_nodes_where_the_kv_caches_of_their_database_live(tmp_path):
+    from langgraph.config import get_config
+
+    from storage.paths import KV_DIR_CONFIG_KEY, kv_dir_for
+
+    seen = []
+    builder = StateGraph(Counter)
+    builder.add_node("step", lambda state: seen.append(get_config()["configurable"][KV_DIR_CONFIG_KEY]) or {})
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    db = str(tmp_path / "runs.db")
+    compile_with_saver(builder, db).invoke({"n": 1}, thread_config("t"), durability="sync")
+    assert seen == [str(kv_dir_for(db))] == [str(tmp_path / "runs.db.kv")]
 
 
 def test_run_store_resume_rules(db):
