@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench install sandbox-tools clean
+.PHONY: demo test test-server lint bench install sandbox-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ demo: install
 	$(BIN)/masgraph demo
 
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not server"
+
+# Structured replies against a real OpenAI-compatible server (llama-cpp-python's, on the embedded GGUF).
+# The first run builds llama.cpp from source: several minutes.
+test-server: install
+	$(BIN)/pip install --quiet 'llama-cpp-python[server]==0.3.36'
+	$(BIN)/python -m pytest -q -m server
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

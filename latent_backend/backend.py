@@ -32,6 +32,7 @@ from latent_backend.batch_cache import (
 )
 from latent_backend.batching import MicroBatcher
 from latent_backend.errors import PromptError
+from latent_backend.grammar import GrammarCompiler, GrammarRows, LLGuidanceCompiler
 from latent_backend.kv_store import KVStore, LayerKV
 from latent_backend.models import LoadedModel, load_model
 from latent_backend.requests import (
@@ -66,6 +67,20 @@ class LatentBackend:
         self.eos_ids = sorted(eos_ids)
         template = self.tokenizer.chat_template or ""
         self.has_think = THINK_OPENER in template or THINK_OPENER in self.tokenizer.get_vocab()
+        self._grammar_compiler: GrammarCompiler | None = None
+
+    @property
+    def grammar_compiler(self) -> GrammarCompiler:
+        """The compiler of constrained decoding (llguidance; built on first use, about a second)."""
+        with self._realign_lock:
+            if self._grammar_compiler is None:
+                vocab = self.model.get_output_embeddings().weight.shape[0]
+                self._grammar_compiler = LLGuidanceCompiler(self.tokenizer, vocab, self.eos_ids)
+            return self._grammar_compiler
+
+    @grammar_compiler.setter
+    def grammar_compiler(self, compiler: GrammarCompiler) -> None:
+        self._grammar_compiler = compiler
 
     # -- prompts ---------------------------------------------------------------------------
     def render_text(self, messages: list[dict[str, str]], *, think: bool = False) -> str:
@@ -258,7 +273,10 @@ class LatentBackend:
     def generate(
         self, requests: list[GenerationRequest], store: KVStore | None = None
     ) -> list[GenerationResult]:
-        """Decode text for a batch (greedy at temperature 0, else temperature/top-p, seeded per row)."""
+        """Decode text for a batch (greedy at temperature 0, else temperature/top-p, seeded per row).
+
+        A row with a grammar has its logits masked by it before sampling; other rows are untouched.
+        """
         if not requests:
             return []
         max_new = max(r.max_new_tokens for r in requests)
@@ -278,16 +296,28 @@ class LatentBackend:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
         generators = [self._generator(r.seed) for r in requests]
         warpers = [self._warpers(r) for r in requests]
+        grammars = None
+        if any(r.grammar for r in requests):
+            grammars = GrammarRows(
+                self.grammar_compiler,
+                [r.grammar for r in requests],
+                [r.max_new_tokens for r in requests],
+                logits.shape[-1],
+            )
         tokens: list[list[int]] = [[] for _ in requests]
         active = list(range(len(requests)))  # rows still decoding; finished rows leave the batch
         for _ in range(max_new):
             logits = logits.float().cpu()
+            if grammars is not None:
+                grammars.mask_(logits, active)
             still, feed = [], []
             for slot, row in enumerate(active):
                 token = self._choose(logits[slot], warpers[row], generators[row])
                 if token in self.eos_ids:
                     continue
                 tokens[row].append(token)
+                if grammars is not None and grammars.advance(row, token):
+                    continue  # only EOS could follow
                 if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
                     tokens[row], requests[row]
                 ):
@@ -315,7 +345,11 @@ class LatentBackend:
         for row, request in enumerate(requests):
             text = self.tokenizer.decode(tokens[row], skip_special_tokens=True)
             reason: Literal["stop", "length"] = "length"
-            if len(tokens[row]) < request.max_new_tokens or self._hit_stop(tokens[row], request):
+            if (
+                len(tokens[row]) < request.max_new_tokens
+                or self._hit_stop(tokens[row], request)
+                or (grammars is not None and grammars.complete[row])
+            ):
                 reason = "stop"
             for stop in request.stop:
                 if stop and stop in text:

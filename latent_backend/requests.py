@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Literal
 
 from typing_extensions import TypedDict
 
+from latent_backend.grammar_spec import GrammarSpec
+
 if TYPE_CHECKING:
     import torch
 
@@ -36,7 +38,11 @@ class KVHandle(TypedDict):
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Decode text for one chat, optionally on top of a stored cache (the judger's case)."""
+    """Decode text for one chat, optionally on top of a stored cache (the judger's case).
+
+    grammar: the shape the reply must have (constrained decoding); a reply cut by
+    `max_new_tokens` is unfinished (finish_reason "length") and does not match it.
+    """
 
     messages: list[dict[str, str]]
     max_new_tokens: int = 256
@@ -48,6 +54,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     kv: KVHandle | None = None
     think: bool = False
+    grammar: GrammarSpec | None = None
 
 
 @dataclass

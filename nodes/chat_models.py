@@ -4,6 +4,12 @@ Text agents (MedAgents experts, debaters, text-MAS agents) talk to a LangChain `
 `LocalChatModel` adapts the latent backend's batched generator, so everything runs offline and
 concurrent calls from parallel graph branches are batched through the model together.
 `chat_model()` builds either kind from a `ChatModelConfig` and caches the instance.
+
+`LocalChatModel.with_structured_output(schema)` decodes under a grammar (constrained decoding), so
+the reply always has the schema's shape unless the token budget cuts it (then it is a parsing error,
+never a repaired reply). It takes what `ChatOpenAI.with_structured_output(method="json_schema")`
+takes (a JSON schema, an OpenAI `response_format`, a pydantic model) and, beyond that, a
+`GrammarSpec` (a regex or a choice).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+
+from latent_backend.grammar_spec import GrammarSpec
 
 LOCAL_PREFIX = "local"
 
@@ -116,6 +125,7 @@ class LocalChatModel(BaseChatModel):
             top_k=kwargs.get("top_k", self.top_k),
             seed=kwargs.get("seed", self.seed),
             stop=tuple(stop or ()),
+            grammar=kwargs.get("grammar"),
         )
         started = time.perf_counter()
         result = backend.submit_generate(request)
@@ -136,6 +146,23 @@ class LocalChatModel(BaseChatModel):
             },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | GrammarSpec,
+        *,
+        include_raw: bool = False,
+        method: str = "json_schema",
+        **kwargs: Any,
+    ) -> Runnable:
+        """Replies decoded under `schema`'s grammar, parsed (a dict, a pydantic object, or the text of
+        a regex or choice). With `include_raw`: {"raw", "parsed", "parsing_error"}, as in LangChain."""
+        from nodes.structured import grammar_of, structured_parser
+
+        if method != "json_schema":
+            raise ValueError(f"LocalChatModel supports method='json_schema' only, got {method!r}")
+        spec = grammar_of(schema)
+        return structured_parser(self.bind(grammar=spec, **kwargs), spec, schema, include_raw=include_raw)
 
 
 _registered: dict[str, BaseChatModel] = {}
