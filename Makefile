@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-postgres studio lint bench install sandbox-tools clean
+.PHONY: demo test test-postgres test-server studio lint bench install sandbox-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,16 @@ demo: install
 # Tests marked `postgres` (the Studio server and the savers on a throwaway PostgreSQL; over a minute
 # together) run in `make test-postgres`; they skip without the PostgreSQL server programs.
 test: install
-	$(BIN)/python -m pytest -q -m "not postgres"
+	$(BIN)/python -m pytest -q -m "not postgres and not server"
 
 test-postgres: install
 	$(BIN)/python -m pytest -q -m postgres
+
+# Structured replies against a real OpenAI-compatible server (llama-cpp-python's, on the embedded GGUF).
+# The first run builds llama.cpp from source: several minutes.
+test-server: install
+	$(BIN)/pip install --quiet 'llama-cpp-python[server]==0.3.36'
+	$(BIN)/python -m pytest -q -m server
 
 # LangGraph Studio on the project database ($$MASGRAPH_DB, .env, or the default).
 studio: install

@@ -26,6 +26,8 @@ _EXPORTS = {
     "KVStoreError": "latent_backend.errors",
     "ModelLoadError": "latent_backend.errors",
     "PromptError": "latent_backend.errors",
+    "GrammarError": "latent_backend.errors",
+    "GrammarSpec": "latent_backend.grammar_spec",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -35,6 +35,7 @@ from latent_backend.batch_cache import (
 )
 from latent_backend.batching import MicroBatcher
 from latent_backend.errors import PromptError
+from latent_backend.grammar import GrammarCompiler, GrammarRows, LLGuidanceCompiler
 from latent_backend.kv_chain import concat, new_handle, resolve, to_entry
 from latent_backend.kv_store import KVStore
 from latent_backend.models import LoadedModel, load_model
@@ -73,6 +74,20 @@ class LatentBackend:
         self.eos_ids = sorted(eos_ids)
         template = self.tokenizer.chat_template or ""
         self.has_think = THINK_OPENER in template or THINK_OPENER in self.tokenizer.get_vocab()
+        self._grammar_compiler: GrammarCompiler | None = None
+
+    @property
+    def grammar_compiler(self) -> GrammarCompiler:
+        """The compiler of constrained decoding (llguidance; built on first use, about a second)."""
+        with self._realign_lock:
+            if self._grammar_compiler is None:
+                vocab = self.model.get_output_embeddings().weight.shape[0]
+                self._grammar_compiler = LLGuidanceCompiler(self.tokenizer, vocab, self.eos_ids)
+            return self._grammar_compiler
+
+    @grammar_compiler.setter
+    def grammar_compiler(self, compiler: GrammarCompiler) -> None:
+        self._grammar_compiler = compiler
 
     # -- prompts ---------------------------------------------------------------------------
     def render_text(self, messages: list[dict[str, str]], *, think: bool = False) -> str:
@@ -307,7 +322,10 @@ class LatentBackend:
     def generate(
         self, requests: list[GenerationRequest], store: KVStore | None = None
     ) -> list[GenerationResult]:
-        """Decode text for a batch (greedy at temperature 0, else temperature/top-p, seeded per row)."""
+        """Decode text for a batch (greedy at temperature 0, else temperature/top-p, seeded per row).
+
+        A row with a grammar has its logits masked by it before sampling; other rows are untouched.
+        """
         if not requests:
             return []
         max_new = max(r.max_new_tokens for r in requests)
@@ -326,10 +344,20 @@ class LatentBackend:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
         generators = [self._generator(r.seed) for r in requests]
         warpers = [self._warpers(r) for r in requests]
+        grammars = None
+        if any(r.grammar for r in requests):
+            grammars = GrammarRows(
+                self.grammar_compiler,
+                [r.grammar for r in requests],
+                [r.max_new_tokens for r in requests],
+                logits.shape[-1],
+            )
         tokens: list[list[int]] = [[] for _ in requests]
         active = list(range(len(requests)))  # rows still decoding; finished rows leave the batch
         for _ in range(max_new):
             logits = logits.float().cpu()
+            if grammars is not None:
+                grammars.mask_(logits, active)
             still, feed = [], []
             for slot, row in enumerate(active):
                 token = self._choose(logits[slot], warpers[row], generators[row])
@@ -338,6 +366,8 @@ class LatentBackend:
                 tokens[row].append(token)
                 if requests[row].on_token is not None:
                     requests[row].on_token(token)
+                if grammars is not None and grammars.advance(row, token):
+                    continue  # only EOS could follow
                 if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
                     tokens[row], requests[row]
                 ):
@@ -364,7 +394,11 @@ class LatentBackend:
         results = []
         for row, request in enumerate(requests):
             reason: Literal["stop", "length"] = "length"
-            if len(tokens[row]) < request.max_new_tokens or self._hit_stop(tokens[row], request):
+            if (
+                len(tokens[row]) < request.max_new_tokens
+                or self._hit_stop(tokens[row], request)
+                or (grammars is not None and grammars.complete[row])
+            ):
                 reason = "stop"
             results.append(
                 GenerationResult(

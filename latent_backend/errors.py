@@ -13,3 +13,7 @@ class PromptError(ValueError):
 
 class KVStoreError(LookupError):
     """A handle that cannot be resolved: missing, corrupt, or from another model."""
+
+
+class GrammarError(ValueError):
+    """A grammar that cannot be compiled, or a decoder that broke one (a bug, never a model's fault)."""

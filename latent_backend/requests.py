@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 from typing_extensions import TypedDict
 
+from latent_backend.grammar_spec import GrammarSpec
+
 if TYPE_CHECKING:
     import torch
 
@@ -83,6 +85,8 @@ class GenerationRequest:
 
     on_token: called with each generated token id of this row as it is decoded (streaming); it runs
     on the decoding thread, so it should only hand the id over (e.g. `queue.put`).
+    grammar: the shape the reply must have (constrained decoding); a reply cut by
+    `max_new_tokens` is unfinished (finish_reason "length") and does not match it.
     """
 
     messages: list[dict[str, str]]
@@ -96,6 +100,7 @@ class GenerationRequest:
     kv: KVHandle | None = None
     think: bool = False
     on_token: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
+    grammar: GrammarSpec | None = None
 
 
 @dataclass

@@ -9,14 +9,17 @@ dicts; the evaluation runner sums tokens from it and writes one run-store step p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NotRequired
+from typing import Any, NotRequired, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langgraph.types import RetryPolicy
 from typing_extensions import TypedDict
 
 from nodes.chat_models import ChatModelConfig, EndpointError, chat_model, endpoint_error
+
+T = TypeVar("T")
 
 
 class TraceEntry(TypedDict):
@@ -33,12 +36,14 @@ class TraceEntry(TypedDict):
     output: NotRequired[str]
     input: NotRequired[str]  # the rendered chat the model read (local models; LatentMAS agents)
     input_ids: NotRequired[list[int]]  # its token ids
+    structured: NotRequired[str]  # how a structured reply was asked for (nodes.structured.Via)
 
 
 @dataclass(frozen=True)
 class AgentReply:
     text: str
     trace: TraceEntry
+    value: Any = None  # a structured reply's parsed shape (nodes.structured); None otherwise
 
 
 def usage_of(message: AIMessage) -> tuple[int, int]:
@@ -64,35 +69,54 @@ def ask(
     Transport errors propagate so the node's RetryPolicy can retry them; what the reply *says*
     is the caller's to parse and, when it is unusable, to record as a failure.
     """
-    if isinstance(messages, tuple):
-        system, user = messages
-        messages = [SystemMessage(system), HumanMessage(user)]
+    messages = chat_messages(messages)
     started = time.perf_counter()
+    reply = call_endpoint(config, lambda: chat_model(config).invoke(messages))
+    trace = trace_entry(reply, started, agent=agent, role=role, record_input=record_input, **extra)
+    return AgentReply(text=reply.text, trace=trace)
+
+
+def call_endpoint(config: ChatModelConfig, call: Callable[[], T]) -> T:
+    """`call()`, with an endpoint's client errors turned into one `EndpointError` naming the
+    endpoint (transient ones stay retryable)."""
     try:
-        reply = chat_model(config).invoke(messages)
+        return call()
     except EndpointError:
         raise
     except Exception as exc:
         if config.base_url is None or not _is_client_error(exc):
             raise
         raise endpoint_error(config, exc, transient=is_transient(exc)) from exc
-    seconds = time.perf_counter() - started
+
+
+def chat_messages(messages: list[BaseMessage] | tuple[str, str]) -> list[BaseMessage]:
+    """A message list, or a (system, user) pair as one."""
+    if isinstance(messages, tuple):
+        system, user = messages
+        return [SystemMessage(system), HumanMessage(user)]
+    return messages
+
+
+def trace_entry(
+    reply: AIMessage, started: float, *, agent: str, role: str, record_input: bool = False, **extra: Any
+) -> TraceEntry:
+    """The trace entry of a call that started at `started` (perf_counter) and got `reply` (see `ask`
+    for `record_input`)."""
     prompt_tokens, generated_tokens = usage_of(reply)
-    text = reply.text
     entry = TraceEntry(
         agent=agent,
         role=role,
         prompt_tokens=prompt_tokens,
         generated_tokens=generated_tokens,
-        seconds=round(seconds, 4),
-        output=text,
+        seconds=round(time.perf_counter() - started, 4),
+        output=reply.text,
     )
     metadata = reply.response_metadata or {}
     if record_input and metadata.get("prompt_ids") is not None:
         entry["input"] = metadata.get("prompt_text") or ""
         entry["input_ids"] = list(metadata["prompt_ids"])
     entry.update(extra)  # type: ignore[typeddict-item]
-    return AgentReply(text=text, trace=entry)
+    return entry
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -4,6 +4,12 @@ Text agents (MedAgents experts, debaters, text-MAS agents) talk to a LangChain `
 `LocalChatModel` adapts the latent backend's batched generator, so everything runs offline and
 concurrent calls from parallel graph branches are batched through the model together.
 `chat_model()` builds either kind from a `ChatModelConfig` and caches the instance.
+
+`LocalChatModel.with_structured_output(schema)` decodes under a grammar (constrained decoding), so
+the reply always has the schema's shape unless the token budget cuts it (then it is a parsing error,
+never a repaired reply). It takes what `ChatOpenAI.with_structured_output(method="json_schema")`
+takes (a JSON schema, an OpenAI `response_format`, a pydantic model) and, beyond that, a
+`GrammarSpec` (a regex or a choice).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
 
+from latent_backend.grammar_spec import GrammarSpec
 from storage.paths import MASK, mask_url
 
 LOCAL_PREFIX = "local"
@@ -155,6 +163,7 @@ class LocalChatModel(BaseChatModel):
             seed=kwargs.get("seed", self.seed),
             stop=tuple(stop or ()),
             on_token=kwargs.get("on_token"),
+            grammar=kwargs.get("grammar"),
         )
 
     @staticmethod
@@ -218,6 +227,23 @@ class LocalChatModel(BaseChatModel):
         metadata = self._metadata(result, backend.model_id, time.perf_counter() - started)
         last = AIMessageChunk(content=deltas.rest(result.text), chunk_position="last", **metadata)
         yield ChatGenerationChunk(message=last)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | GrammarSpec,
+        *,
+        include_raw: bool = False,
+        method: str = "json_schema",
+        **kwargs: Any,
+    ) -> Runnable:
+        """Replies decoded under `schema`'s grammar, parsed (a dict, a pydantic object, or the text of
+        a regex or choice). With `include_raw`: {"raw", "parsed", "parsing_error"}, as in LangChain."""
+        from nodes.structured import grammar_of, structured_parser
+
+        if method != "json_schema":
+            raise ValueError(f"LocalChatModel supports method='json_schema' only, got {method!r}")
+        spec = grammar_of(schema)
+        return structured_parser(self.bind(grammar=spec, **kwargs), spec, schema, include_raw=include_raw)
 
 
 _registered: dict[str, BaseChatModel] = {}

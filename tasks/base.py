@@ -114,6 +114,11 @@ class Task(ABC):
         """The answer instruction for one item (differs from `answer_instruction` for `mixed`)."""
         return self.answer_instruction
 
+    def answer_pattern(self, item: TaskItem | None = None) -> str | None:
+        """A regex of what this task's answers put inside `\\boxed{}` (for `item`, when given);
+        None when answers are not boxed. Used to ask for the answer format by constrained decoding."""
+        return None
+
     @abstractmethod
     def extract(self, item: TaskItem, text: str) -> str | None:
         """The answer a reply gives, in the form compared with the gold; None if there is none."""

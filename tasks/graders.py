@@ -63,6 +63,9 @@ class NumberTask(Task):
             return Grade(prediction, reference_integer_equal(prediction, item.gold), "reference grading")
         return Grade(prediction, prediction == str(item.gold).strip().lower(), "reference grading")
 
+    def answer_pattern(self, item: TaskItem | None = None) -> str | None:
+        return r"-?[0-9][0-9,]*" if self.integer else r"-?[0-9][0-9,]*(?:\.[0-9]+)?(?:/[0-9]+)?"
+
     def judge(self, item: TaskItem, prediction: str) -> tuple[bool, str | None]:
         value = parse_number(prediction)
         if self.integer and (value is None or value.denominator != 1):
@@ -84,6 +87,10 @@ class ChoiceTask(Task):
     def __init__(self, name: str, *, letters: str = "ABCDE", instruction: str | None = None) -> None:
         super().__init__(name, instruction or "Put the letter of the correct option inside \\boxed{}.")
         self.letters = letters
+
+    def answer_pattern(self, item: TaskItem | None = None) -> str | None:
+        letters = "".join(item.options) if item is not None and item.options else self.letters
+        return "[" + re.escape(letters) + "]"
 
     def extract(self, item: TaskItem, text: str) -> str | None:
         box = extract_boxed(text)
@@ -206,6 +213,9 @@ class ExactMatchTask(Task):
     def __init__(self, name: str) -> None:
         super().__init__(name, "Put the final answer inside \\boxed{}.")
 
+    def answer_pattern(self, item: TaskItem | None = None) -> str | None:
+        return r"[^{}\n]{1,64}"
+
     def extract(self, item: TaskItem, text: str) -> str | None:
         box = extract_boxed(text)
         return box if box else (text.strip() or None)
@@ -265,6 +275,9 @@ class MixedTask(Task):
 
     def instruction_for(self, item: TaskItem) -> str:
         return self.task_for(item).answer_instruction
+
+    def answer_pattern(self, item: TaskItem | None = None) -> str | None:
+        return None if item is None else self.task_for(item).answer_pattern(item)
 
     def extract(self, item: TaskItem, text: str) -> str | None:
         return self.task_for(item).extract(item, text)

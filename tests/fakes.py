@@ -32,6 +32,8 @@ class ScriptedChatModel(BaseChatModel):
       raises when it returns True (e.g. "every call whose prompt mentions X").
     - A reply that is an `Exception` instance is raised instead of returned.
     - Usage is reported as whitespace-separated word counts, so token sums are checkable.
+    - `with_structured_output(schema)` behaves like an OpenAI-compatible server's: `response_formats`
+      records each call's response_format (None for plain calls) and the reply text is parsed as JSON.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -43,6 +45,7 @@ class ScriptedChatModel(BaseChatModel):
 
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+    _formats: list[Any] = PrivateAttr(default_factory=list)
 
     def __init__(
         self,
@@ -81,6 +84,17 @@ class ScriptedChatModel(BaseChatModel):
         with self._lock:
             return len(self._calls)
 
+    @property
+    def response_formats(self) -> list[Any]:
+        with self._lock:
+            return list(self._formats)
+
+    def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
+        from nodes.structured import grammar_of, structured_parser
+
+        llm = self.bind(response_format=schema)
+        return structured_parser(llm, grammar_of(schema), schema, include_raw=include_raw)
+
     def prompts(self) -> list[str]:
         """Each call's messages joined into one string (handy for `in` checks)."""
         return ["\n".join(m.text for m in call) for call in self.calls]
@@ -88,6 +102,7 @@ class ScriptedChatModel(BaseChatModel):
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._formats.clear()
 
     def _generate(
         self,
@@ -99,6 +114,7 @@ class ScriptedChatModel(BaseChatModel):
         with self._lock:
             index = len(self._calls)
             self._calls.append(list(messages))
+            self._formats.append(kwargs.get("response_format"))
         if index in self.fail_on or (self.fail_when is not None and self.fail_when(messages)):
             raise ScriptedError(f"scripted failure on call {index}")
         if callable(self.replies):

@@ -19,7 +19,7 @@ from nodes.debate.moderation import ask_json, stops, verdict_entry
 from nodes.debate.prompts import fill, fill_task, language_name
 from nodes.debate.state import DebateState, Message, arguments, failure, memory_of, message
 from nodes.debate.turns import turn
-from nodes.debate.verdicts import answer_key, judge_json_format, parse_judge, parse_reference
+from nodes.debate.verdicts import answer_key, judge_json_format, judge_schema, parse_judge, parse_reference
 from nodes.fields import context_of
 from storage.paths import mask_url
 
@@ -162,11 +162,12 @@ def judge_decide(state: DebateState, runtime: Runtime[DebateContext]) -> dict[st
         parse,
         prompts,
         judge_json_format(ctx.mode),
+        judge_schema,
     )
     update: dict[str, Any] = {
         "trace": traces,
         "memories": {"judge": new},
-        "verdicts": [verdict_entry("judge", round_, verdict, raws[-1] if raws else None)],
+        "verdicts": [verdict_entry("judge", round_, verdict, raws[-1] if raws else None, traces)],
     }
     if verdict is None:
         update["failures"] = [
@@ -198,6 +199,7 @@ def conclude(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, A
         "models": {role: _model_name(ctx.model_config_for(role)) for role in ROLES},
         "temperature": ctx.temperature,
         "mode": ctx.mode,
+        "structured_output": ctx.structured_output,
         "success": bool(answer),
     }
     if ctx.mode == "translation":

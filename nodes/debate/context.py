@@ -9,6 +9,7 @@ from nodes.chat_models import ChatModelConfig, chat_model
 from nodes.debate.prompts import PROMPT_KEYS, prompt_templates
 from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.prompt_files import read_prompt_file
+from nodes.structured import STRUCTURED_OPTION_HELP, StructuredMode
 
 DEFAULT_TURN_TOKENS = 512
 
@@ -85,6 +86,11 @@ class DebateContext(CheckedOptions):
     human_role: Literal["moderator"] | None = option(
         None, "'moderator': a human moderates through interrupt()/Command(resume=verdict).", cli=("--human",)
     )
+    structured_output: StructuredMode | None = option(
+        None,
+        STRUCTURED_OPTION_HELP + " Applies to the moderator's and the judge's JSON verdicts. "
+        "None: the preset's ('auto'; reference: 'off').",
+    )
     source_lang: str = option(
         "zh", "Translation source language (code or name) when the input gives none.", cli=("--source",)
     )
@@ -102,6 +108,8 @@ class DebateContext(CheckedOptions):
         if self.prompts is None:  # an explicit None from a form means "no overrides"
             self.prompts = {}
         check_options(self)
+        if self.structured_output is None:
+            self.structured_output = "off" if self.reference else "auto"
         try:
             prompt_templates(self.mode, self.prompts, reference=self.reference)
         except ValueError as exc:

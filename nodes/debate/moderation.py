@@ -2,6 +2,9 @@
 
 A model moderator (or judge) whose reply cannot be read as the verdict JSON is asked once more,
 with a reminder of the format; a second unreadable reply fails the round (recorded, never guessed).
+With `structured_output="auto"` the verdict is asked for in its JSON schema (nodes.structured); the
+parsed object is validated exactly like a free-text reply, and the verdict entry records how it was
+asked for ("structured").
 A human moderator is asked through `interrupt()`: the graph pauses with both sides' latest
 arguments and resumes with the person's verdict (a JSON object or string), which is validated like
 a model's; an invalid one is asked again, with the error, up to `HUMAN_ATTEMPTS` times in all.
@@ -10,17 +13,18 @@ a model's; an invalid one is asked again, with the error, up to `HUMAN_ATTEMPTS`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from latent_backend.grammar_spec import GrammarSpec
 from nodes.agent_call import TraceEntry
 from nodes.debate.context import DebateContext
 from nodes.debate.prompts import fill, format_reminder, round_name
 from nodes.debate.state import DebateState, Message, arguments, failure, memory_of, message
-from nodes.debate.turns import turn
+from nodes.debate.turns import shaped_turn
 from nodes.debate.verdicts import (
     PREFERENCE_KEY,
     REASON_KEY,
@@ -29,6 +33,7 @@ from nodes.debate.verdicts import (
     ModeratorVerdict,
     answer_key,
     moderator_json_format,
+    moderator_schema,
     parse_moderator,
     parse_reference,
 )
@@ -54,10 +59,18 @@ def moderator(state: DebateState, runtime: Runtime[DebateContext]) -> dict[str, 
 
     parse = (lambda text: parse_reference(text, ctx.mode, judge=False)) if ctx.reference else parse_moderator
     verdict, raws, traces, error = ask_json(
-        ctx, "moderator", memory, new, round_, parse, prompts, moderator_json_format(ctx.mode)
+        ctx,
+        "moderator",
+        memory,
+        new,
+        round_,
+        parse,
+        prompts,
+        moderator_json_format(ctx.mode),
+        moderator_schema,
     )
     update: dict[str, Any] = {"trace": traces, "memories": {"moderator": new}}
-    update["verdicts"] = [verdict_entry("moderator", round_, verdict, raws[-1] if raws else None)]
+    update["verdicts"] = [verdict_entry("moderator", round_, verdict, raws[-1] if raws else None, traces)]
     if verdict is None:
         update["failures"] = [
             failure(
@@ -80,10 +93,13 @@ def ask_json(
     parse: Callable[[str], tuple[Verdict | None, str | None]],
     prompts: dict[str, str],
     json_format: str,
+    schema_of: Callable[[str, int], dict[str, Any]],
 ) -> tuple[Verdict | None, list[str], list[TraceEntry], str | None]:
     """Ask for a JSON verdict; an unreadable reply is retried once with a reminder of the format
     (the reference preset asks once, as the original did).
 
+    `schema_of(mode, max_tokens)` is the verdict's JSON schema, asked for when
+    `ctx.structured_output` is "auto" (its text fields bounded by the call's token budget).
     Returns (verdict or None, the raw replies, their trace entries, the last error). Appends the
     exchange (both tries) to `new`, so the memory shows exactly what was said.
     """
@@ -92,14 +108,19 @@ def ask_json(
     error: str | None = None
     attempts = 1 if ctx.reference else 2
     for attempt in range(attempts):
-        text, trace, call_error = turn(ctx, role, memory, list(new), round_)
+        shape = None
+        if ctx.structured_output == "auto":
+            max_tokens = ctx.model_config_for(role, memory + new).max_tokens
+            shape = GrammarSpec.json_schema(schema_of(ctx.mode, max_tokens))
+        text, trace, call_error, value = shaped_turn(ctx, role, memory, list(new), round_, shape)
         if call_error is not None:
             traces.append(trace)
             new.pop()  # the memory keeps finished exchanges only: drop the unanswered request
             return None, raws, traces, call_error
         raws.append(text)
         new.append(message("assistant", text))
-        verdict, error = parse(text)
+        # A parsed shape is validated like text; the reference preset reads text as the original did.
+        verdict, error = parse(value if value is not None and not ctx.reference else text)
         if verdict is not None:
             traces.append(trace)
             return verdict, raws, traces, None
@@ -109,9 +130,14 @@ def ask_json(
     return None, raws, traces, error
 
 
-def verdict_entry(by: str, round_: int, verdict: Verdict | None, raw: str | None) -> dict[str, Any]:
-    """A `verdicts` entry: who decided in which round, whether the verdict was readable, and what it says."""
+def verdict_entry(
+    by: str, round_: int, verdict: Verdict | None, raw: str | None, traces: Sequence[TraceEntry] = ()
+) -> dict[str, Any]:
+    """A `verdicts` entry: who decided in which round, whether the verdict was readable, what it
+    says, and how the last reply was asked for ("structured": grammar, json_schema, ..., or "off")."""
     entry: dict[str, Any] = {"by": by, "round": round_, "ok": verdict is not None, "raw": raw}
+    if traces:
+        entry["structured"] = traces[-1].get("structured", "off")
     if isinstance(verdict, ModeratorVerdict):
         entry.update(
             preference=verdict.preference,

@@ -6,6 +6,11 @@ Python-style literals, single quotes, trailing commas) with a small scanner, and
 them against the verdict schema. The keys are those of the original MAD output records
 ("Whether there is a preference", "Supported Side", "Reason", "debate_answer" or, when translating,
 "debate_translation").
+
+`moderator_schema` / `judge_schema` are the same shapes as JSON schemas, for structured output. Their
+free-text fields are bounded in characters by the call's token budget, so that ordinary text
+(3 or more characters a token) always closes the JSON within it; a reply cut anyway is unreadable,
+as any cut reply is.
 """
 
 from __future__ import annotations
@@ -41,6 +46,46 @@ def moderator_json_format(mode: str) -> str:
 
 def judge_json_format(mode: str) -> str:
     return json.dumps({REASON_KEY: "", answer_key(mode): ""})
+
+
+CHARS_PER_TOKEN = 3  # a floor for ordinary text; bounds the JSON strings by the token budget
+
+
+def _text_budget(max_tokens: int, skeleton: str) -> int:
+    """Characters left for the free-text fields once the keys and punctuation are written."""
+    return max(32, CHARS_PER_TOKEN * max_tokens - len(skeleton))
+
+
+def _string(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max(max_length, min_length + 1)}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def moderator_schema(mode: str, max_tokens: int) -> dict[str, Any]:
+    """The moderator verdict as a JSON schema (keys in the original order; an empty answer continues)."""
+    chars = _text_budget(max_tokens, moderator_json_format(mode))
+    return _object(
+        {
+            PREFERENCE_KEY: {"type": "string", "enum": ["Yes", "No"]},
+            SIDE_KEY: {"type": "string", "enum": ["Affirmative", "Negative", ""]},
+            REASON_KEY: _string(chars * 3 // 5),
+            answer_key(mode): _string(chars * 2 // 5),
+        }
+    )
+
+
+def judge_schema(mode: str, max_tokens: int) -> dict[str, Any]:
+    """The judge's final verdict as a JSON schema: a reason and a non-empty answer."""
+    chars = _text_budget(max_tokens, judge_json_format(mode))
+    return _object({REASON_KEY: _string(chars * 3 // 5), answer_key(mode): _string(chars * 2 // 5, 1)})
 
 
 # ---------------------------------------------------------------------------------------------

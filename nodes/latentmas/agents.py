@@ -3,6 +3,10 @@
 Nodes read the model, the KV store and every option from the runtime context (`MASContext`),
 never from checkpointed state. What travels in state is small: the question, the current
 KV-cache *handle* (a dict), text outputs, and trace entries.
+
+With `structured_output="auto"`, the answering agent (the judger, the final text agent) decodes
+under `answer_shape`: any text ending in `\\boxed{<answer pattern>}`, switching to the box when
+`answer_reserve` tokens are left, so a long reasoning reply still ends with an answer.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.runtime import Runtime
 
 from latent_backend import GenerationRequest, KVHandle, KVStore, RolloutRequest, get_backend
+from latent_backend.grammar_spec import GrammarSpec
 from latent_backend.streaming import Relay, TextDeltas
-from nodes.agent_call import TraceEntry, ask
+from nodes.agent_call import AgentReply, TraceEntry, ask
 from nodes.fields import context_of
 from nodes.latentmas.budget import check_chain
 from nodes.latentmas.context import MASContext
 from nodes.latentmas.reference import reference_context
+from nodes.structured import ask_structured
 from storage.paths import KV_DIR_CONFIG_KEY
 
 
@@ -74,6 +80,22 @@ def extract_answer(ctx: MASContext, text: str) -> str | None:
 
     task = get_task(ctx.task, grading=ctx.grading_rules)
     return task.grade(TaskItem(id="-", question="", gold=None), text).prediction
+
+
+def answer_shape(ctx: MASContext, state: dict[str, Any]) -> GrammarSpec | None:
+    """The answer format as a grammar when structured output is on and the task boxes its answers."""
+    if ctx.structured_output == "off":
+        return None
+    if "answer_pattern" in state:
+        pattern = state["answer_pattern"]
+    else:
+        from tasks import get_task
+
+        pattern = get_task(ctx.task).answer_pattern()
+    if pattern is None:
+        return None
+    box = rf"\\boxed\{{({pattern})\}}"
+    return GrammarSpec.regex(rf"[\s\S]*{box}").with_tail(GrammarSpec.regex(rf"\s*{box}"), ctx.answer_reserve)
 
 
 # -- node factories ------------------------------------------------------------------------------
@@ -137,6 +159,7 @@ def latent_judger(agent: str = "judger"):
         handle: KVHandle | None = state.get("kv")
         if ctx.latent_steps == 0 and ctx.zero_step_handoff == "none":
             handle = None
+        grammar = answer_shape(ctx, state)
         started = time.perf_counter()
         request = GenerationRequest(
             messages=ctx.messages(
@@ -152,6 +175,7 @@ def latent_judger(agent: str = "judger"):
             seed=ctx.seed,
             kv=handle,
             think=ctx.think,
+            grammar=grammar,
         )
         result = _generate_streaming(backend, request, kv_store_of(ctx), agent)
         entry = TraceEntry(
@@ -166,6 +190,8 @@ def latent_judger(agent: str = "judger"):
             input=result.prompt_text or "",
             input_ids=list(result.prompt_ids or []),
         )
+        if grammar is not None:
+            entry["structured"] = "grammar"
         return {"text": result.text, "answer": extract_answer(ctx, result.text), "trace": [entry]}
 
     node.__name__ = agent
@@ -198,13 +224,14 @@ def text_agent(agent: str, *, final: bool = False):
             answer_instruction=state.get("answer_instruction"),
         )
         system = next((m["content"] for m in messages if m["role"] == "system"), None)
-        reply = ask(
-            ctx.chat_config(),
-            _lc_messages(system, messages[-1]["content"]),
-            agent=agent,
-            role=role,
-            record_input=True,
-        )
+        chat = _lc_messages(system, messages[-1]["content"])
+        shape = answer_shape(ctx, state) if final else None
+        if shape is None:
+            reply = ask(ctx.chat_config(), chat, agent=agent, role=role, record_input=True)
+        else:
+            shaped = ask_structured(ctx.chat_config(), chat, shape, agent=agent, role=role)
+            text = shaped.value if isinstance(shaped.value, str) else shaped.text
+            reply = AgentReply(text=text, trace=shaped.trace)
         if final:
             return {
                 "text": reply.text,

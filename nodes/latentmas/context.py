@@ -79,6 +79,18 @@ class MASContext(CheckedOptions):
         None, "Top-k sampling (when temperature > 0); None: the model's generation_config; 0: off.", minimum=0
     )
     seed: int = option(42, "Sampling seed (per row, so batching does not change samples).")
+    structured_output: Literal["off", "auto"] = option(
+        "off",
+        "'auto': the answering agent (latent judger, final text agent) writes in the task's answer format, "
+        "\\boxed{<the task's answer pattern>}, by constrained decoding (response_format on servers); "
+        "'off': free text (the method as published).",
+    )
+    answer_reserve: int = option(
+        24,
+        "With structured_output 'auto': tokens kept for the box; when only these are left, the answer "
+        "must close with it.",
+        minimum=1,
+    )
     system_prompt: str | None = option(
         None, "System message for every agent (None: the preset's: none; reference: the original's)."
     )

@@ -16,6 +16,7 @@ class MASInput(TypedDict):
 
     question: str  # the task's prompt for the item: question, options, context
     answer_instruction: NotRequired[str]  # the item's answer format (default: the context task's)
+    answer_pattern: NotRequired[str | None]  # regex inside its \boxed{} (default: the context task's)
     item_id: NotRequired[str]
 
 

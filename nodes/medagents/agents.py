@@ -3,6 +3,8 @@
 Every node reads its options from the runtime context (`MedAgentsContext`; the defaults when the
 graph was invoked without one) and returns the state update of its stage, its trace entries, and
 a `Failure` for anything it could not read from a reply (the run continues on a recorded fallback).
+With `structured_output="auto"`, domain lists, votes and option letters are asked for in their shape
+(`call_agent(shape=...)`); the parsed value goes through the same strict parsers as free text.
 The consultation nodes (vote, advice, revision) are in `nodes.medagents.consultation`.
 """
 
@@ -12,13 +14,21 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from latent_backend.grammar_spec import GrammarSpec
 from nodes.agent_call import AgentReply, ask
 from nodes.fields import context_of
 from nodes.medagents import reference as ref
 from nodes.medagents.context import MedAgentsContext
-from nodes.medagents.parse import parse_answer_letter, parse_domains, parse_report
+from nodes.medagents.parse import (
+    domains_shape,
+    letter_shape,
+    parse_answer_letter,
+    parse_domains,
+    parse_report,
+)
 from nodes.medagents.prompts import build_report, domain_format, format_options, render
 from nodes.medagents.state import AnalysisPart, DomainTask, Failure, MedAgentsState
+from nodes.structured import ask_structured
 
 
 # -- shared by every stage ---------------------------------------------------------------------------
@@ -31,12 +41,16 @@ def call_agent(
     system: str,
     user: str,
     max_tokens: int,
+    shape: GrammarSpec | None = None,
     **extra: Any,
 ) -> AgentReply:
-    """One call through the shared `ask`; the trace entry is tagged with its stage."""
-    return ask(
-        ctx.chat_config(role, max_tokens), (system, user), agent=agent, role=role, stage=stage, **extra
-    )
+    """One call through the shared `ask`; the trace entry is tagged with its stage. With a `shape`
+    and structured output on, the reply is asked for in it and `value` holds the parsed shape."""
+    config = ctx.chat_config(role, max_tokens)
+    if shape is None or ctx.structured_output == "off":
+        return ask(config, (system, user), agent=agent, role=role, stage=stage, **extra)
+    reply = ask_structured(config, (system, user), shape, agent=agent, role=role, stage=stage, **extra)
+    return AgentReply(text=reply.text, trace=reply.trace, value=reply.value)
 
 
 def failure(reply: AgentReply, stage: str, agent: str, error: str) -> Failure:
@@ -99,14 +113,24 @@ def _decide(
     ctx: MedAgentsContext, state: MedAgentsState, *, stage: str, system: str, user: str, max_tokens: int
 ) -> dict[str, Any]:
     """The final answer call and its strict parse (shared by the decision and baseline nodes)."""
-    reply = call_agent(
-        ctx, stage=stage, role="decider", agent="decider", system=system, user=user, max_tokens=max_tokens
-    )
     options = state.get("options") or {}
+    reply = call_agent(
+        ctx,
+        stage=stage,
+        role="decider",
+        agent="decider",
+        system=system,
+        user=user,
+        max_tokens=max_tokens,
+        shape=letter_shape(list(options), reasoning=stage == "cot") if options else None,
+    )
     failures: list[Failure] = []
     if options:
+        letter_text = reply.value if isinstance(reply.value, str) else reply.text
         pred = (
-            ref.parse_letter(reply.text) if ctx.reference else parse_answer_letter(reply.text, list(options))
+            ref.parse_letter(letter_text)
+            if ctx.reference
+            else parse_answer_letter(letter_text, list(options))
         )
         if pred is None:
             failures.append(failure(reply, stage, "decider", "no clear option letter in the answer"))
@@ -174,10 +198,11 @@ def _gather_domains(
         system=render(prompts, f"{stage}.system"),
         user=user,
         max_tokens=ctx.domains_max_tokens,
+        shape=domains_shape(count, ctx.chat_config("classifier", ctx.domains_max_tokens).max_tokens),
     )
     if ctx.reference:  # any count, duplicates kept: each entry is an expert, as in the original
         return {stage: ref.parse_domains(reply.text), "failures": [], "trace": [reply.trace]}
-    parsed = parse_domains(reply.text, count)
+    parsed = parse_domains(reply.value if isinstance(reply.value, list) else reply.text, count)
     failures = [failure(reply, stage, agent, "; ".join(parsed.problems))] if parsed.problems else []
     return {stage: parsed.domains, "failures": failures, "trace": [reply.trace]}
 

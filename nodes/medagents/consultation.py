@@ -13,7 +13,7 @@ from nodes.fields import context_of
 from nodes.medagents import reference as ref
 from nodes.medagents.agents import call_agent, failure, joined, reference_report
 from nodes.medagents.context import MedAgentsContext
-from nodes.medagents.parse import clean_advice, parse_report, parse_vote
+from nodes.medagents.parse import clean_advice, parse_report, parse_vote, vote_shape
 from nodes.medagents.prompts import build_report, render
 from nodes.medagents.state import AdvicePart, Ballot, ExpertTask, MedAgentsState
 
@@ -50,10 +50,12 @@ def vote(task: ExpertTask, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]
         system=render(prompts, "vote.system", domain=task["domain"]),
         user=render(prompts, "vote.user", domain=task["domain"], report=task["report"]),
         max_tokens=ctx.vote_max_tokens,
+        shape=vote_shape(),
         attempt=task["attempt"],
         domain=task["domain"],
     )
-    decision = ref.parse_vote(reply.text) if ctx.reference else parse_vote(reply.text)
+    said = reply.value if isinstance(reply.value, str) else reply.text
+    decision = ref.parse_vote(said) if ctx.reference else parse_vote(said)
     failures = (
         []
         if decision is not None

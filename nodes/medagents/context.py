@@ -10,6 +10,7 @@ from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.medagents.prompts import check_prompt_overrides
 from nodes.medagents.reference import REFERENCE_PROMPTS
 from nodes.prompt_files import read_prompt_file
+from nodes.structured import STRUCTURED_OPTION_HELP, StructuredMode
 
 Method = Literal["base_direct", "base_cot", "anal_only", "syn_only", "syn_verif"]
 Preset = Literal["default", "paper", "reference", "original"]
@@ -20,10 +21,10 @@ METHOD_NAMES: tuple[str, ...] = get_args(Method)
 # itself (its prompts, formatting, parsing and grading; see nodes.medagents.reference).
 # "original" is the old name of "default", kept so stored runs resume.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"temperature": 0.0, "max_attempts": 3},
-    "paper": {"temperature": 1.0, "max_attempts": 5},
-    "reference": {"temperature": 0.0, "max_attempts": 3},
-    "original": {"temperature": 0.0, "max_attempts": 3},
+    "default": {"temperature": 0.0, "max_attempts": 3, "structured_output": "auto"},
+    "paper": {"temperature": 1.0, "max_attempts": 5, "structured_output": "auto"},
+    "reference": {"temperature": 0.0, "max_attempts": 3, "structured_output": "off"},
+    "original": {"temperature": 0.0, "max_attempts": 3, "structured_output": "auto"},
 }
 
 # Agent roles, each of which may be served by its own model (`role_models`, `role_base_urls`).
@@ -91,6 +92,11 @@ class MedAgentsContext(CheckedOptions):
         None,
         "Cap on every stage's token limit (e.g. for a small local model); None = the stage limits as set.",
         minimum=1,
+    )
+    structured_output: StructuredMode | None = option(
+        None,
+        STRUCTURED_OPTION_HELP + " Applies to domain lists (exactly N), votes (YES/NO) and option "
+        "letters. None: the preset's ('auto'; reference: 'off').",
     )
     prompts: dict[str, str] = option(
         description="Prompt template overrides, name -> str.format template "

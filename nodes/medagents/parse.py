@@ -4,6 +4,10 @@ Strict on purpose: the original code guessed where a reply was unreadable (a fai
 "ERROR." placeholder read as answer "E" or as a yes vote; a missing section crashed the run). Here an
 unreadable reply is reported as such (None or a problem string) for the graph to record as a
 failure, never guessed into an answer or a vote.
+
+The `*_shape` functions give the shapes that structured output asks for (domain lists as JSON arrays
+of exactly N names, votes as one word, letters as "Option: X"); what comes back goes through the
+same parsers.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from latent_backend.grammar_spec import GrammarSpec
 
 # Used to pad a domain list the model left short; broad fields that suit any clinical question.
 GENERIC_DOMAINS: tuple[str, ...] = (
@@ -44,16 +50,17 @@ def _clean_domain(raw: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" .,;:").strip()
 
 
-def parse_domains(text: str, count: int) -> DomainParse:
-    """Exactly `count` distinct fields from a "Medical Field: A | B | ..." reply.
+def parse_domains(reply: str | Sequence[str], count: int) -> DomainParse:
+    """Exactly `count` distinct fields from a "Medical Field: A | B | ..." reply (or a list of names).
 
     Duplicates are dropped case-insensitively (the original keyed analyses by domain, so a
     repeated field silently overwrote an expert); extra fields are trimmed; a short list is padded
     with generic fields. Every deviation is listed in `problems` for the graph to record.
     """
     problems: list[str] = []
-    matches = list(_FIELD_LINE.finditer(text or ""))
-    if matches:
+    if not isinstance(reply, str):
+        parts = [str(part) for part in reply]
+    elif matches := list(_FIELD_LINE.finditer(reply or "")):
         # The last such line: models sometimes restate the format before answering.
         line = next((m.group("rest") for m in reversed(matches) if m.group("rest").strip()), "")
         parts = line.split("|") if "|" in line else re.split(r"[,;]", line)
@@ -92,6 +99,13 @@ def parse_domains(text: str, count: int) -> DomainParse:
             domains.append(f"General Medicine {number}")
             number += 1
     return DomainParse(domains, problems)
+
+
+def domains_shape(count: int, max_tokens: int) -> GrammarSpec:
+    """A JSON array of exactly `count` field names, each short enough for `max_tokens` to hold all."""
+    length = max(12, min(40, (3 * max_tokens - 2) // count - 4))
+    name = {"type": "string", "minLength": 3, "maxLength": length, "pattern": r"^[A-Za-z][A-Za-z &,/()-]*$"}
+    return GrammarSpec.json_schema({"type": "array", "items": name, "minItems": count, "maxItems": count})
 
 
 # ---------------------------------------------------------------- synthesized report
@@ -143,6 +157,13 @@ def parse_vote(text: str) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+VOTE_WORDS = ("YES", "NO", "Yes", "No", "yes", "no")  # every casing: the model picks its own
+
+
+def vote_shape() -> GrammarSpec:
+    return GrammarSpec.choice(VOTE_WORDS)
+
+
 _REVISIONS_LABEL = re.compile(r"^[*_#\s]*revisions?\b[*_]*\s*:[*_]*\s*", re.IGNORECASE)
 
 
@@ -190,6 +211,16 @@ except ImportError:  # pragma: no cover - early checkouts without the tasks pack
         from tasks.graders import extract_choice_letter as _shared_choice_letter
     except ImportError:
         _shared_choice_letter = None
+
+
+def letter_shape(letters: Sequence[str], *, reasoning: bool = False, reserve: int = 8) -> GrammarSpec:
+    """One option letter ("Option: B" or "B"); with `reasoning`, any text ending in "Option: B",
+    switching to that ending when only `reserve` tokens are left."""
+    letter = "[" + "".join(re.escape(x) for x in letters) + "]"
+    if not reasoning:
+        return GrammarSpec.regex(f"(?:Option: )?{letter}")
+    ending = GrammarSpec.regex(rf"\s*Option: {letter}")
+    return GrammarSpec.regex(rf"[\s\S]*Option: {letter}").with_tail(ending, reserve)
 
 
 def parse_answer_letter(text: str, letters: Sequence[str]) -> str | None:

@@ -50,7 +50,12 @@ class MASMethod(EvalMethod):
         question = task.prompt(item)
         if getattr(context, "preset", None) == "reference":  # the original's data loaders' wording
             question = reference_question(task.name, item, question)
-        return {"item_id": item.id, "question": question, "answer_instruction": task.instruction_for(item)}
+        return {
+            "item_id": item.id,
+            "question": question,
+            "answer_instruction": task.instruction_for(item),
+            "answer_pattern": task.answer_pattern(item),
+        }
 
     def outcome(self, item: TaskItem, state: Mapping[str, Any], task: Task) -> Outcome:
         text = state.get("text") or ""

@@ -68,6 +68,9 @@ class MedAgentsMethod(EvalMethod):
         record["calls"] = len(trace)
         record["prompt_tokens"] = sum(t.get("prompt_tokens", 0) for t in trace)
         record["generated_tokens"] = sum(t.get("generated_tokens", 0) for t in trace)
+        # How structured replies were asked for: calls per way ("grammar", "json_schema", ...).
+        ways = [t["structured"] for t in trace if t.get("structured")]
+        record["structured"] = {way: ways.count(way) for way in sorted(set(ways))}
         grade = task.grade_answer(item, state.get("pred_answer"))
         return graded_outcome(grade, record, gradable=item.gold is not None)
 

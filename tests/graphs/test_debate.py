@@ -20,10 +20,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from graphs.debate import DebateContext, build_graph, graph, route_after_moderator
+from latent_backend.grammar_spec import GrammarSpec
 from nodes.agent_call import RETRY_POLICY
 from nodes.chat_models import register_chat_model
 from nodes.debate.prompts import fill
 from nodes.debate.state import debate_input
+from nodes.debate.verdicts import judge_schema, moderator_schema
 from tests.fakes import ScriptedChatModel
 
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
@@ -184,6 +186,59 @@ def test_judge_failure_leaves_no_answer() -> None:
     assert record["success"] is False and record["debate_answer"] == "" and record["decided_by"] is None
     assert [f["node"] for f in record["failures"]] == ["judge_decide"]
     # (what the evaluation makes of it: tests/runners/methods/test_debate.py)
+
+
+# --------------------------------------------------------------------------------------------
+# Structured output
+# --------------------------------------------------------------------------------------------
+
+
+def test_structured_output_asks_for_the_verdict_schemas_and_reads_them() -> None:
+    ctx, fakes = players(
+        {"moderator": [mod()], "judge": ["candidates: 1.5 and 2", judge_json("1.5")]},
+        max_rounds=1,
+        max_new_tokens=96,
+    )
+    assert ctx.structured_output == "auto"  # the default
+    state = run(ctx)
+    record = state["record"]
+    moderator_format = GrammarSpec.json_schema(moderator_schema("qa", 96)).to_openai_response_format()
+    judge_format = GrammarSpec.json_schema(judge_schema("qa", 96)).to_openai_response_format()
+    assert fakes["moderator"].response_formats == [moderator_format]
+    assert fakes["judge"].response_formats == [None, judge_format]  # candidates are free text
+    assert all(f is None for r in ("base", "affirmative", "negative") for f in fakes[r].response_formats)
+    assert [(v["by"], v["ok"], v["structured"]) for v in state["verdicts"]] == [
+        ("moderator", True, "json_schema"),
+        ("judge", True, "json_schema"),
+    ]
+    assert record["structured_output"] == "auto" and record["debate_answer"] == "1.5"
+    assert [e.get("structured") for e in state["trace"] if e["role"] in ("moderator", "judge")] == [
+        "json_schema",
+        None,
+        "json_schema",
+    ]
+
+
+def test_structured_verdicts_are_validated_like_free_text_ones() -> None:
+    """The same replies give the same record with structured output on and off, failures included."""
+    replies = {
+        "moderator": ['{"Whether there is a preference": "Maybe"}', "no JSON either"],
+        "judge": ["c", judge_json(""), judge_json("")],
+    }
+    records = {}
+    for mode in ("auto", "off"):
+        ctx, fakes = players(replies, max_rounds=1, structured_output=mode)
+        state = run(ctx)
+        records[mode] = state["record"]
+        expected = "json_schema" if mode == "auto" else "off"
+        assert {v["structured"] for v in state["verdicts"]} == {expected}
+        if mode == "off":
+            assert all(f is None for fake in fakes.values() for f in fake.response_formats)
+    for record in records.values():
+        assert (record["success"], record["debate_answer"], record["decided_by"]) == (False, "", None)
+        assert [(f["node"], f["kind"]) for f in record["failures"]] == [("moderator", "unparseable")]
+    assert records["auto"]["structured_output"] == "auto" and records["off"]["structured_output"] == "off"
+    assert records["auto"]["players"] == records["off"]["players"]
 
 
 # --------------------------------------------------------------------------------------------

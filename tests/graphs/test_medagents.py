@@ -6,6 +6,7 @@ Every model is a scripted fake (tests.fakes) registered by name and picked throu
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from nodes.agent_call import RETRY_POLICY, is_transient
 from nodes.chat_models import register_chat_model
 from nodes.fields import OptionError
 from nodes.medagents.context import MedAgentsContext
+from nodes.medagents.parse import domains_shape, letter_shape, vote_shape
 from runners.methods.medagents import MEDAGENTS, RECORD_FIELDS
 from tasks import get_task
 from tasks.base import TaskItem
@@ -459,6 +461,7 @@ def test_token_limits_per_stage_and_cap() -> None:
 
 def test_max_new_tokens_caps_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
     import nodes.agent_call
+    import nodes.structured
 
     limits: list[int] = []
     real = nodes.agent_call.chat_model
@@ -467,7 +470,9 @@ def test_max_new_tokens_caps_every_call(monkeypatch: pytest.MonkeyPatch) -> None
         limits.append(config.max_tokens)
         return real(config)
 
+    # Free-text calls go through agent_call, structured ones (domains here) through structured.
     monkeypatch.setattr(nodes.agent_call, "chat_model", recording)
+    monkeypatch.setattr(nodes.structured, "chat_model", recording)
     name, _ = fake()
     run(name, method="syn_only", max_new_tokens=64)
     assert sorted(limits) == [50, 50] + [64] * 9  # domains (50) are under the cap; the rest is cut
@@ -536,3 +541,65 @@ def test_studio_graph_is_compiled_without_checkpointer() -> None:
     assert {"pred_answer", "vote_history", "failures", "trace"} <= set(
         graph.get_output_jsonschema()["properties"]
     )
+
+
+# ------------------------------------------------------------------ structured output
+
+
+STRUCTURED_REPLIES = {
+    "question_domains": '["Cardiology", "Emergency Medicine", "Internal Medicine", "Pharmacology", "Radiology"]',
+    "option_domains": '["Cardiology", "Cardiology"]',  # a duplicate: still dropped and padded, recorded
+    "vote": lambda messages, _n: (
+        '{"answer": "NO"}' if "Pharmacology" in messages[0].text else '{"answer": "Yes"}'
+    ),
+    "decision": '{"answer": "Option: B"}',
+    "cot": '{"answer": "Thought: antiplatelets.\\nOption: A"}',
+}
+
+
+def formats_by_stage(model: ScriptedChatModel) -> dict[str, set]:
+    found: dict[str, set] = {}
+    for call, response_format in zip(model.calls, model.response_formats, strict=True):
+        schema = response_format and response_format["json_schema"]["schema"]
+        found.setdefault(stage_of(call), set()).add(json.dumps(schema, sort_keys=True))
+    return found
+
+
+def test_structured_output_asks_each_structured_step_in_its_shape() -> None:
+    name, model = fake(Script(**STRUCTURED_REPLIES))
+    state = run(name, max_attempts=1)
+    formats = formats_by_stage(model)
+    shapes = {
+        "question_domains": domains_shape(5, 50),
+        "option_domains": domains_shape(2, 50),
+        "vote": vote_shape(),
+        "decision": letter_shape(list(OPTIONS)),
+    }
+    for stage, shape in shapes.items():
+        assert formats.pop(stage) == {json.dumps(shape.server_schema(), sort_keys=True)}, stage
+    assert set(formats) == {"question_analysis", "option_analysis", "synthesis", "advice", "revision"}
+    assert all(found == {"null"} for found in formats.values())  # free text stays free
+    assert state["question_domains"][:2] == ["Cardiology", "Emergency Medicine"]
+    assert state["option_domains"] == ["Cardiology", "General Medicine"]
+    assert [v["vote"] for v in state["vote_history"][0]["votes"]] == ["yes"] * 3 + ["no"] + ["yes"] * 3
+    assert state["pred_answer"] == "B" and state["raw_output"] == '{"answer": "Option: B"}'
+    assert [(f["stage"], f["error"]) for f in state["failures"]] == [
+        ("option_domains", "dropped 1 duplicate field(s); padded 1 missing field(s) with generic ones")
+    ]
+    record = MEDAGENTS.outcome(ITEM, state, TASK).record
+    assert record["structured"] == {"json_schema": 2 + 7 + 1}  # domain lists, votes, the decision
+
+
+def test_cot_asks_for_reasoning_that_ends_in_the_letter() -> None:
+    name, model = fake(Script(**STRUCTURED_REPLIES))
+    assert run(name, method="base_cot")["pred_answer"] == "A"
+    assert model.response_formats == [letter_shape(list(OPTIONS), reasoning=True).to_openai_response_format()]
+
+
+def test_structured_output_off_sends_no_shapes_and_parses_free_text() -> None:
+    name, model = fake()
+    state = run(name, structured_output="off", max_attempts=1)
+    assert set(model.response_formats) == {None}
+    assert state["pred_answer"] == "A" and state["failures"] == []
+    assert "structured" not in state["trace"][0]
+    assert MEDAGENTS.outcome(ITEM, state, TASK).record["structured"] == {}
