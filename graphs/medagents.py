@@ -35,10 +35,10 @@ from nodes.medagents.agents import (
     option_domains,
     question_analysis,
     question_domains,
-    synthesis,
 )
 from nodes.medagents.consultation import advice, dissenters, experts, revision, tally_votes, vote
 from nodes.medagents.context import MedAgentsContext
+from nodes.medagents.report import synthesis
 from nodes.medagents.state import DomainTask, ExpertTask, MedAgentsInput, MedAgentsOutput, MedAgentsState
 
 

@@ -5,7 +5,8 @@ graph was invoked without one) and returns the state update of its stage, its tr
 a `Failure` for anything it could not read from a reply (the run continues on a recorded fallback).
 With `structured_output="auto"`, domain lists, votes and option letters are asked for in their shape
 (`call_agent(shape=...)`); the parsed value goes through the same strict parsers as free text.
-The consultation nodes (vote, advice, revision) are in `nodes.medagents.consultation`.
+The report (stage 5) is in `nodes.medagents.report`; the consultation nodes (vote, advice,
+revision) in `nodes.medagents.consultation`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from nodes.medagents.parse import (
     letter_shape,
     parse_answer_letter,
     parse_domains,
-    parse_report,
 )
-from nodes.medagents.prompts import build_report, domain_format, format_options, render
+from nodes.medagents.prompts import domain_format, format_options, render
 from nodes.medagents.state import AnalysisPart, DomainTask, Failure, MedAgentsState
 from nodes.structured import ask_structured
 
@@ -285,83 +285,6 @@ def merge_question_analyses(state: MedAgentsState) -> dict[str, Any]:
 
 def merge_option_analyses(state: MedAgentsState) -> dict[str, Any]:
     return {"option_analyses": _merged(state["option_analysis_parts"])}
-
-
-# -- stage 5: report summarization -------------------------------------------------------------------
-def synthesis(state: MedAgentsState, runtime: Runtime[MedAgentsContext]) -> dict[str, Any]:
-    """Stage 5: all analyses -> "Key Knowledge / Total Analysis"; the report keeps both."""
-    ctx = context_of(runtime, MedAgentsContext)
-    prompts = ctx.templates()
-    shown = options_text(ctx, state.get("options"))
-
-    def reports(key: str, analyses: dict[str, str]) -> str:
-        items = [
-            {"domain": d, "analysis": a, "question": state["question"], "options": shown}
-            for d, a in analyses.items()
-        ]
-        return joined(ctx, prompts, key, items, separator="\n\n")
-
-    user = render(
-        prompts,
-        "synthesis.user",
-        question=state["question"],
-        options=shown,
-        question_reports=reports("synthesis.question_item", state["question_analyses"]),
-        option_reports=reports("synthesis.option_item", state["option_analyses"]),
-    )
-    reply = call_agent(
-        ctx,
-        stage="synthesis",
-        role="synthesizer",
-        agent="synthesizer",
-        system=render(prompts, "synthesis.system"),
-        user=user,
-        max_tokens=ctx.synthesis_max_tokens,
-    )
-    if ctx.reference:
-        report = reference_report(ctx, prompts, state, reply.text, "synthesizer")
-        return {"syn_report": report, "syn_repo_history": [report], "attempt": 0, "trace": [reply.trace]}
-    parsed = parse_report(reply.text)
-    problems = []
-    key_knowledge = parsed.key_knowledge
-    total_analysis = parsed.total_analysis
-    if key_knowledge is None:
-        problems.append("no 'Key Knowledge:' section")
-        key_knowledge = ""
-    if total_analysis is None:
-        # The original crashed here; fall back to the reply itself (minus a Key Knowledge part).
-        problems.append("no 'Total Analysis:' section; the reply is used as the analysis")
-        total_analysis = "" if parsed.key_knowledge is not None else reply.text.strip()
-    failures = [failure(reply, "synthesis", "synthesizer", "; ".join(problems))] if problems else []
-    report = build_report(prompts, state["question"], state.get("options"), key_knowledge, total_analysis)
-    return {
-        "key_knowledge": key_knowledge,
-        "total_analysis": total_analysis,
-        "syn_report": report,
-        "syn_repo_history": [report],
-        "attempt": 0,
-        "failures": failures,
-        "trace": [reply.trace],
-    }
-
-
-def reference_report(
-    ctx: MedAgentsContext, prompts: dict[str, str], state: MedAgentsState, reply: str, agent: str
-) -> str:
-    """The original's report from a synthesis or revision reply: question, options and the text after
-    "Total Analysis:" (its Key Knowledge never survives). Without the label the item fails (the
-    original crashed); it is never guessed."""
-    total = ref.total_analysis(reply)
-    if total is None:
-        raise ValueError(f"the {agent}'s reply has no 'Total Analysis:' (the original code fails here too)")
-    return render(
-        prompts,
-        "report",
-        question=state["question"],
-        options=options_text(ctx, state.get("options")),
-        key_knowledge="",
-        total_analysis=total,
-    )
 
 
 # -- decision making ---------------------------------------------------------------------------------

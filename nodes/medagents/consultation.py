@@ -11,10 +11,11 @@ from langgraph.runtime import Runtime
 
 from nodes.fields import context_of
 from nodes.medagents import reference as ref
-from nodes.medagents.agents import call_agent, failure, joined, reference_report
+from nodes.medagents.agents import call_agent, failure, joined
 from nodes.medagents.context import MedAgentsContext
 from nodes.medagents.parse import clean_advice, parse_report, parse_vote, vote_shape
 from nodes.medagents.prompts import build_report, render
+from nodes.medagents.report import reference_report
 from nodes.medagents.state import AdvicePart, Ballot, ExpertTask, MedAgentsState
 
 
