@@ -143,6 +143,8 @@ def _invoke(
         try:
             return _server_runnable(model, spec, via).invoke(messages), via
         except Exception as exc:
+            if (cut := _cut_reply(exc)) is not None:
+                return {"raw": cut, "parsed": None, "parsing_error": exc}, via
             if via == "text" or not _refused(exc):
                 raise
             _step_down(endpoint, index, exc)
@@ -151,9 +153,10 @@ def _invoke(
 
 def _server_runnable(model: Any, spec: GrammarSpec, via: Via) -> Runnable:
     if via == "json_schema":
-        return model.with_structured_output(
-            spec.to_openai_response_format(), method="json_schema", include_raw=True
-        )
+        # A titled JSON schema: LangChain names the response format after the title (the
+        # `{"type": "json_schema", ...}` dict form fails in its tracing metadata).
+        schema = {"title": "reply", **spec.server_schema()}
+        return model.with_structured_output(schema, method="json_schema", strict=True, include_raw=True)
     if via == "json_object":
         server_spec = GrammarSpec.json_schema(spec.server_schema())
         llm = model.bind(response_format=spec.to_json_object_response_format())
@@ -166,10 +169,30 @@ def _server_runnable(model: Any, spec: GrammarSpec, via: Via) -> Runnable:
     return model | RunnableLambda(plain)
 
 
+def _cut_reply(exc: BaseException) -> AIMessage | None:
+    """The reply of a structured call the token budget cut (the OpenAI client raises instead of
+    returning it): unparsed, as any cut reply is, never a failed call."""
+    completion = getattr(exc, "completion", None)
+    if type(exc).__name__ != "LengthFinishReasonError" or completion is None or not completion.choices:
+        return None
+    usage = completion.usage
+    return AIMessage(
+        content=completion.choices[0].message.content or "",
+        usage_metadata={
+            "input_tokens": usage.prompt_tokens if usage else 0,
+            "output_tokens": usage.completion_tokens if usage else 0,
+            "total_tokens": usage.total_tokens if usage else 0,
+        },
+    )
+
+
 def _refused(exc: BaseException) -> bool:
     """A server's refusal of the structured form (not a transport error, not another bad request)."""
     status = getattr(exc, "status_code", None)
-    return status in (400, 422) and any(word in str(exc).lower() for word in _REFUSAL_WORDS)
+    text = str(exc).lower()
+    if status == 500:  # llama-cpp-python's server answers an unknown response_format with a 500
+        return "response_format" in text
+    return status in (400, 422) and any(word in text for word in _REFUSAL_WORDS)
 
 
 def _step_down(endpoint: tuple[str | None, str], index: int, exc: BaseException) -> None:

@@ -104,3 +104,65 @@ def test_schemas_in_every_accepted_form_give_one_grammar() -> None:
     assert {grammar_of(form) for form in forms} == {spec}
     with pytest.raises(TypeError):
         grammar_of("a string")
+
+
+class LlamaCppLikeServer:
+    """An OpenAI-compatible endpoint that answers like llama-cpp-python's server: a 500 for a
+    `json_schema` response_format, the `json_object` form honoured; `finish` is every reply's
+    finish_reason."""
+
+    def __init__(self, reply: str, finish: str = "stop") -> None:
+        import http.server
+        import json
+        import threading
+
+        self.formats: list[Any] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                kind = (body.get("response_format") or {}).get("type")
+                owner.formats.append(kind)
+                if kind == "json_schema":
+                    status, payload = 500, {"error": {"message": "response_format.type: Input should be "
+                                                      "'text' or 'json_object'"}}  # fmt: skip
+                else:
+                    status, payload = 200, {
+                        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                        "choices": [{"index": 0, "finish_reason": finish,
+                                     "message": {"role": "assistant", "content": reply}}],
+                        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+                    }  # fmt: skip
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("reply", "finish", "value"), [('{"answer": "YES"}', "stop", "YES"), ('{"answer": "Y', "length", None)]
+)
+def test_a_real_openai_client_steps_down_to_json_object_and_a_cut_reply_is_unparsed(reply, finish, value):
+    server = LlamaCppLikeServer(reply, finish)
+    try:
+        config = ChatModelConfig(model=f"llama-{uuid.uuid4().hex[:6]}", base_url=server.url, timeout=30.0)
+        answer = ask_structured(config, MESSAGES, VOTE, agent="voter_1", role="voter")
+    finally:
+        server.close()
+    assert server.formats == ["json_schema", "json_object"]
+    assert (answer.value, answer.via, answer.text) == (value, "json_object", reply)
+    assert (answer.error is None) == (value is not None)

@@ -9,6 +9,7 @@ the OpenAI `json_schema` form with HTTP 422, so these runs also show the one-tim
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -40,7 +41,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server] (make test-server)")
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf_path())]
@@ -54,19 +55,26 @@ def server() -> Iterator[str]:
         "--interrupt_requests",
         "False",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server logs verbosely: to a file, since an undrained pipe would fill and stall it.
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out, env=env)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + STARTUP_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"the llama.cpp server exited: {process.stderr.read()[-2000:]}")
+                pytest.fail(f"the llama.cpp server exited: {log.read_text(errors='replace')[-2000:]}")
             try:
                 urllib.request.urlopen(f"{base_url}/models", timeout=2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"the llama.cpp server did not answer within {STARTUP_S} s")
+                    pytest.fail(
+                        f"the llama.cpp server did not answer within {STARTUP_S} s: "
+                        + log.read_text(errors="replace")[-2000:]
+                    )
                 time.sleep(0.5)
         yield base_url
     finally:
@@ -87,7 +95,10 @@ def test_a_debate_completes_with_structured_verdicts(server: str, caplog) -> Non
     with caplog.at_level(logging.WARNING, logger="masgraph.structured"):
         state = debate_graph().compile().invoke(debate_input(topic), context=context)
     record = state["record"]
-    assert record["success"] is True and record["debate_answer"]
+    assert record["success"] is True and record["debate_answer"], (
+        record.get("failures"),
+        [(e["agent"], e.get("structured"), e.get("failure")) for e in state["trace"]],
+    )
     assert all(verdict["ok"] for verdict in state["verdicts"])
     # The moderator's (and the judge's) verdicts: asked as JSON schemas, answered in them.
     assert set(structured_calls(state["trace"])) == {"json_object"}
