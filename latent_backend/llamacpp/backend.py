@@ -5,8 +5,9 @@ rendered with the GGUF's own template, requests are batched by the same micro-ba
 go in and out of the same KV store as handles (recipes plus addresses, see `kv`).
 
 Row r of a batch is sequence r of the llama.cpp context. Rows need no padding: each has its own
-positions, prompts are packed into one decode, finished rows drop out of the next step. Every
-sequence has its own KV stream, so a row's result does not depend on its batch (bit-identical).
+positions; prompts are read row by row, then every decode step (a token, or a latent embedding)
+takes one entry per row; finished rows drop out of the next step. Every sequence has its own KV
+stream, so a row's result does not depend on its batch (bit-identical to running it alone).
 
 Latent rollout per row: the prompt but its last token is read with no outputs; the last token is
 read with hidden states on (llama.cpp then outputs every entry, so this is kept to one token per
@@ -124,14 +125,20 @@ class LlamaCppBackend:
                 self.engine.load(row, kv.to_bytes(state, self.engine.slots))
 
     def _prefill(self, prompts: list[list[int]], starts: list[int], outputs: bool) -> np.ndarray:
-        """Read each row's prompt at its positions, packed into one decode; the last tokens' outputs."""
-        tokens, positions, seqs, marks = [], [], [], []
+        """Read each row's prompt at its positions; the last tokens' outputs (one row per prompt).
+
+        Each row is read in decodes of its own: llama.cpp splits a multi-sequence batch into equal
+        shares per sequence, so a long row packed with short ones would be computed in other
+        pieces than alone (and its numbers would differ in the last bits). Prefill is compute-bound
+        per token, so packing rows would gain little anyway."""
+        last = []
         for row, (prompt, start) in enumerate(zip(prompts, starts, strict=True)):
-            tokens += prompt
-            positions += range(start, start + len(prompt))
-            seqs += [row] * len(prompt)
-            marks += [False] * (len(prompt) - 1) + [outputs] if prompt else []
-        return self.engine.decode_tokens(tokens, positions, seqs, marks)
+            if not prompt:
+                continue
+            marks = [False] * (len(prompt) - 1) + [outputs]
+            positions = list(range(start, start + len(prompt)))
+            last.append(self.engine.decode_tokens(prompt, positions, [row] * len(prompt), marks))
+        return np.concatenate(last) if outputs else np.zeros((0, 0), dtype=np.float32)
 
     def _think(
         self, prompts: list[list[int]], starts: list[int], steps: int, realign: bool
