@@ -89,6 +89,11 @@ class LatentBackend:
     def grammar_compiler(self, compiler: GrammarCompiler) -> None:
         self._grammar_compiler = compiler
 
+    @property
+    def max_positions(self) -> int:
+        """The most positions one sequence may hold (the model's context length)."""
+        return self.loaded.max_positions
+
     # -- prompts ---------------------------------------------------------------------------
     def render_text(self, messages: list[dict[str, str]], *, think: bool = False) -> str:
         """A chat rendered with the model's own template, generation prompt on (the agent's input)."""

@@ -163,9 +163,9 @@ def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
 
     if options.get("base_url") or is_registered(options.get("model")):
         return None
-    from latent_backend import get_backend
+    from latent_backend.registry import DEFAULT_BACKEND, get_backend
 
-    return get_backend(options.get("model")).batcher
+    return get_backend(options.get("model"), options.get("backend") or DEFAULT_BACKEND).batcher
 
 
 @dataclass

@@ -199,7 +199,9 @@ class LlamaCppBackend:
             )
         return results
 
-    def recompute(self, state: SeqState | None, start: int, prompt: list[int], steps: int, realign: bool, handoff: str):
+    def recompute(
+        self, state: SeqState | None, start: int, prompt: list[int], steps: int, realign: bool, handoff: str
+    ):
         """Redo one rollout step alone on a resolved parent state: its delta (see `kv.resolve`)."""
         with self._lock:
             self._load([state], len(prompt) + steps)
@@ -210,14 +212,18 @@ class LlamaCppBackend:
                 self.engine.clear(0)
 
     # -- decoding ---------------------------------------------------------------------------
-    def generate(self, requests: list[GenerationRequest], store: KVStore | None = None) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], store: KVStore | None = None
+    ) -> list[GenerationResult]:
         """Decode text for a batch (greedy at temperature 0, else the sampling warpers, seeded per row)."""
         if not requests:
             return []
         texts = [self.render_text(r.messages, think=r.think) for r in requests]
         prompts = [self.tokenize(text) for text in texts]
         for request, prompt in zip(requests, prompts, strict=True):
-            self._check_length(request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens)
+            self._check_length(
+                request.kv["positions"] if request.kv else 0, len(prompt), request.max_new_tokens
+            )
             if request.kv is not None and store is None:
                 raise ValueError("a KV handle was given without a KV store")
         with self._lock:
@@ -271,13 +277,18 @@ class LlamaCppBackend:
                 if engine.is_end(token):
                     continue
                 tokens[row].append(token)
-                if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(tokens[row], requests[row]):
+                if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
+                    tokens[row], requests[row]
+                ):
                     continue
                 still.append(row)
             active = still
             if active:
                 logits = engine.decode_tokens(
-                    [tokens[row][-1] for row in active], [positions[row] for row in active], active, [True] * len(active)
+                    [tokens[row][-1] for row in active],
+                    [positions[row] for row in active],
+                    active,
+                    [True] * len(active),
                 )
                 for row in active:
                     positions[row] += 1
@@ -292,7 +303,9 @@ class LlamaCppBackend:
     # -- batched entry points for concurrent callers ---------------------------------------------
     def submit_generate(self, request: GenerationRequest, store: KVStore | None = None) -> GenerationResult:
         # Rows of any length and sampling share a batch: each row samples alone and drops out when done.
-        return self.batcher.submit(("generate", id(store)), request, lambda batch: self.generate(batch, store))
+        return self.batcher.submit(
+            ("generate", id(store)), request, lambda batch: self.generate(batch, store)
+        )
 
     def submit_rollout(self, request: RolloutRequest, store: KVStore) -> RolloutResult:
         key = ("rollout", request.latent_steps, request.realign, id(store))

@@ -42,7 +42,9 @@ class StateCodec:
 
     def write(self, state: SeqState | None) -> Entry:
         data = torch.frombuffer(bytearray(serialize(state)), dtype=torch.uint8)
-        return Entry({STATE_TENSOR: data}, {"model_id": self.model_id, "positions": str(self.positions(state))})
+        return Entry(
+            {STATE_TENSOR: data}, {"model_id": self.model_id, "positions": str(self.positions(state))}
+        )
 
     def read(self, entry: Entry, recipe: KVRecipe) -> SeqState | None:
         tensor = entry.tensors.get(STATE_TENSOR)
@@ -92,7 +94,9 @@ def _joined(segments: list[SeqState | None]) -> SeqState | None:
     return join(present) if present else None
 
 
-def delta(engine: Engine, row: int, start: int, next_position: int, steps: int, handoff: str) -> SeqState | None:
+def delta(
+    engine: Engine, row: int, start: int, next_position: int, steps: int, handoff: str
+) -> SeqState | None:
     """What row `row` added after its parent's positions (before `start`): its prompt and latent
     positions, or with handoff "latent" the latent positions only. Trims the row's sequence."""
     engine.drop_before(row, next_position - steps if handoff == "latent" else start)

@@ -29,7 +29,9 @@ OUTPUT_MATRIX = "output.weight"
 def _cache_path(gguf_path: Path, ridge: float) -> Path:
     stat = gguf_path.stat()
     identity = f"{gguf_path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}:{ridge!r}"
-    return cache_dir() / "realign" / f"{gguf_path.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.npz"
+    return (
+        cache_dir() / "realign" / f"{gguf_path.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.npz"
+    )
 
 
 def weights(gguf_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -37,13 +39,19 @@ def weights(gguf_path: Path) -> tuple[np.ndarray, np.ndarray]:
     from gguf import GGUFReader
     from gguf.quants import dequantize
 
-    tensors = {t.name: t for t in GGUFReader(str(gguf_path)).tensors if t.name in (INPUT_EMBEDDING, OUTPUT_MATRIX)}
+    tensors = {
+        t.name: t for t in GGUFReader(str(gguf_path)).tensors if t.name in (INPUT_EMBEDDING, OUTPUT_MATRIX)
+    }
     if INPUT_EMBEDDING not in tensors:
         raise ModelLoadError(f"{gguf_path} has no {INPUT_EMBEDDING}: no latent realignment for this model")
-    w_in = np.asarray(dequantize(tensors[INPUT_EMBEDDING].data, tensors[INPUT_EMBEDDING].tensor_type), np.float32)
+    w_in = np.asarray(
+        dequantize(tensors[INPUT_EMBEDDING].data, tensors[INPUT_EMBEDDING].tensor_type), np.float32
+    )
     if OUTPUT_MATRIX not in tensors:
         return w_in, w_in
-    w_out = np.asarray(dequantize(tensors[OUTPUT_MATRIX].data, tensors[OUTPUT_MATRIX].tensor_type), np.float32)
+    w_out = np.asarray(
+        dequantize(tensors[OUTPUT_MATRIX].data, tensors[OUTPUT_MATRIX].tensor_type), np.float32
+    )
     return w_in, w_out
 
 

@@ -141,7 +141,9 @@ def join(parts: list[SeqState]) -> SeqState:
     def stacked(index: int, kind: str, axis: int) -> Layer:
         layers = [getattr(part, kind)[index] for part in parts]
         head = layers[0]
-        return Layer(head.ggml_type, head.row_bytes, head.n_embd, np.concatenate([x.data for x in layers], axis))
+        return Layer(
+            head.ggml_type, head.row_bytes, head.n_embd, np.concatenate([x.data for x in layers], axis)
+        )
 
     return SeqState(
         np.concatenate([part.positions for part in parts]),
