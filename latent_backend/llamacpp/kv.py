@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from latent_backend import kv_chain
 from latent_backend.errors import KVStoreError
-from latent_backend.kv_chain import handle_for, resolve_chain
 from latent_backend.kv_store import Entry, KVStore
 from latent_backend.llamacpp.engine import Engine
 from latent_backend.llamacpp.seq_state import SeqState, StateFormatError, join, parse, serialize
@@ -83,7 +83,7 @@ def resolve(backend: LlamaCppBackend, handle: KVHandle, store: KVStore | None) -
             _joined(parent), parent_next, tokens, recipe["latent_steps"], recipe["realign"], recipe["handoff"]
         )
 
-    segments = resolve_chain(
+    segments = kv_chain.resolve(
         handle, store, model_id=backend.model_id, codec=StateCodec(backend.model_id), recompute=recompute
     )
     return _joined(segments)
@@ -113,14 +113,14 @@ def store_delta(
 ) -> KVHandle:
     """File a rollout's delta and return its handle (the parent's recipe chain plus this step's)."""
     codec = StateCodec(backend.model_id)
-    handle = handle_for(
+    handle = kv_chain.new_handle(
         request.kv,
         request,
         prompt,
-        positions=codec.positions(state),
-        nbytes=codec.nbytes(state),
+        state,
         model_id=backend.model_id,
         next_position=next_position,
+        codec=codec,
     )
     store.put(handle["id"], request.namespace, codec.write(state), persist=request.persist)
     return handle
