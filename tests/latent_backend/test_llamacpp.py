@@ -73,7 +73,7 @@ def test_batch_equals_single(cpp, tmp_path):
     requests = [RolloutRequest(messages=user(q), namespace="t", latent_steps=4) for q in QUESTIONS]
     batched = cpp.rollout(requests, store)
     singles = [cpp.rollout([r], store)[0] for r in requests]
-    for b, s, r in zip(batched, singles, requests, strict=True):
+    for b, s in zip(batched, singles, strict=True):
         assert b.handle["positions"] == s.handle["positions"] == b.prompt_tokens + 4
         assert b.handle["next_position"] == b.prompt_tokens + 4
         assert b.last_hidden.equal(s.last_hidden)  # bit-identical: one KV stream per sequence
