@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,7 @@ from latent_backend.llamacpp.realign import align, realignment
 from latent_backend.llamacpp.runtime import version
 from latent_backend.llamacpp.seq_state import SeqState
 from latent_backend.requests import GenerationRequest, GenerationResult, RolloutRequest, RolloutResult
+from latent_backend.streaming import final_text
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
@@ -141,9 +143,15 @@ class LlamaCppBackend:
         return np.concatenate(last) if outputs else np.zeros((0, 0), dtype=np.float32)
 
     def _think(
-        self, prompts: list[list[int]], starts: list[int], steps: int, realign: bool
+        self,
+        prompts: list[list[int]],
+        starts: list[int],
+        steps: int,
+        realign: bool,
+        report: Callable[[int], None] = lambda _step: None,
     ) -> tuple[np.ndarray, list[int]]:
-        """Prompts on the loaded rows, then `steps` latent steps: (last hidden states, next positions)."""
+        """Prompts on the loaded rows, then `steps` latent steps: (last hidden states, next positions).
+        `report(step)` after the prompt (step 0) and after each latent step."""
         engine = self.engine
         engine.embeddings(False)
         self._prefill([p[:-1] for p in prompts], starts, outputs=False)
@@ -152,9 +160,11 @@ class LlamaCppBackend:
         engine.embeddings(True)
         try:
             hidden = engine.decode_tokens([p[-1] for p in prompts], positions, rows, [True] * len(rows))
-            for _ in range(steps):
+            report(0)
+            for step in range(1, steps + 1):
                 positions = [p + 1 for p in positions]
                 hidden = engine.decode_embeds(self._align(hidden, realign), positions, rows)
+                report(step)
         finally:
             engine.embeddings(False)
         return hidden, [p + 1 for p in positions]
@@ -175,8 +185,15 @@ class LlamaCppBackend:
             states = [kv.resolve(self, r.kv, store) if r.kv else None for r in requests]
             starts = [r.kv["next_position"] if r.kv else 0 for r in requests]
             self._load(states, max(map(len, prompts)) + steps)
+            cached = [state.cells if state else 0 for state in states]
+
+            def report(step: int) -> None:  # progress for rows that asked for it (streaming)
+                for row, request in enumerate(requests):
+                    if request.on_step is not None:
+                        request.on_step(step, steps, cached[row] + len(prompts[row]) + step)
+
             try:
-                hidden, next_positions = self._think(prompts, starts, steps, realign)
+                hidden, next_positions = self._think(prompts, starts, steps, realign, report)
                 deltas = [
                     kv.delta(self.engine, row, starts[row], next_positions[row], steps, request.handoff)
                     for row, request in enumerate(requests)
@@ -241,13 +258,9 @@ class LlamaCppBackend:
             reason: Literal["stop", "length"] = "length"
             if len(tokens[row]) < request.max_new_tokens or self._hit_stop(tokens[row], request):
                 reason = "stop"
-            text = self.decode(tokens[row])
-            for stop in request.stop:
-                if stop and stop in text:
-                    text = text[: text.index(stop)]
             results.append(
                 GenerationResult(
-                    text=text.strip(),
+                    text=final_text(self.decode(tokens[row]), request.stop),
                     prompt_tokens=len(prompts[row]),
                     generated_tokens=len(tokens[row]),
                     finish_reason=reason,
@@ -277,6 +290,8 @@ class LlamaCppBackend:
                 if engine.is_end(token):
                     continue
                 tokens[row].append(token)
+                if requests[row].on_token is not None:
+                    requests[row].on_token(token)
                 if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
                     tokens[row], requests[row]
                 ):

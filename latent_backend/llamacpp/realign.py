@@ -76,7 +76,10 @@ def realignment(gguf_path: Path, rows: np.ndarray, ridge: float) -> tuple[np.nda
 
 
 def align(hidden: np.ndarray, w_a: np.ndarray | None, target_norm: float) -> np.ndarray:
-    """Hidden states [rows, hidden] -> input embeddings: h W_a (or h itself), rescaled to the norm."""
-    aligned = hidden @ w_a if w_a is not None else hidden
+    """Hidden states [rows, hidden] -> input embeddings: h W_a (or h itself), rescaled to the norm.
+
+    Row by row: BLAS computes a matrix product with other kernels (other rounding) than a
+    vector-matrix one, and a row's thought must not depend on the size of its batch."""
+    aligned = np.stack([row @ w_a for row in hidden]) if w_a is not None else hidden
     norms = np.maximum(np.linalg.norm(aligned, axis=-1, keepdims=True), 1e-6)
     return (aligned * (np.float32(target_norm) / norms)).astype(np.float32)
