@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+# Before torch loads its OpenMP library, which llama.cpp then shares (see latent_backend/__init__).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from latent_backend import GenerationRequest, KVStore, RolloutRequest, configure_batching, get_backend
-from nodes.latentmas.context import MASContext
-from runners.evaluate import evaluate
-from tasks import get_task, load_items
+import torch  # noqa: E402
+
+from latent_backend import GenerationRequest, KVStore, RolloutRequest, configure_batching, get_backend  # noqa: E402
+from nodes.latentmas.context import MASContext  # noqa: E402
+from runners.evaluate import evaluate  # noqa: E402
+from tasks import get_task, load_items  # noqa: E402
 
 SEQUENTIAL_LATENT = ("planner", "critic", "refiner")
 
