@@ -29,6 +29,7 @@ import torch
 from latent_backend import sampling
 from latent_backend.batching import MicroBatcher
 from latent_backend.errors import PromptError
+from latent_backend.grammar import GrammarCompiler, GrammarRows, LLGuidanceCompiler
 from latent_backend.kv_store import KVStore
 from latent_backend.llamacpp import kv
 from latent_backend.llamacpp.chat import ChatTemplate
@@ -73,6 +74,22 @@ class LlamaCppBackend:
         )
         self._realign: dict[bool, tuple[np.ndarray | None, float]] = {}
         self._lock = threading.RLock()  # the context: one batch at a time, whoever calls
+        self.eos_ids = [t for t in range(self.engine.n_vocab) if self.engine.is_end(t)]
+        self._grammar_compiler: GrammarCompiler | None = None
+
+    @property
+    def grammar_compiler(self) -> GrammarCompiler:
+        """Constrained decoding over llama.cpp's vocabulary (llguidance; built on first use)."""
+        with self._lock:
+            if self._grammar_compiler is None:
+                self._grammar_compiler = LLGuidanceCompiler.for_llamacpp(
+                    self.engine.vocab, self.engine.n_vocab, self.eos_ids
+                )
+            return self._grammar_compiler
+
+    @grammar_compiler.setter
+    def grammar_compiler(self, compiler: GrammarCompiler) -> None:
+        self._grammar_compiler = compiler
 
     # -- prompts ---------------------------------------------------------------------------
     def render_text(self, messages: list[dict[str, str]], *, think: bool = False) -> str:
@@ -249,14 +266,18 @@ class LlamaCppBackend:
             budget = max(len(p) + r.max_new_tokens for p, r in zip(prompts, requests, strict=True))
             self._load(states, budget)
             try:
-                tokens = self._decode_loop(requests, prompts, starts)
+                tokens, complete = self._decode_loop(requests, prompts, starts)
             finally:
                 for row in range(len(requests)):
                     self.engine.clear(row)
         results = []
         for row, request in enumerate(requests):
             reason: Literal["stop", "length"] = "length"
-            if len(tokens[row]) < request.max_new_tokens or self._hit_stop(tokens[row], request):
+            if (
+                len(tokens[row]) < request.max_new_tokens
+                or self._hit_stop(tokens[row], request)
+                or complete[row]
+            ):
                 reason = "stop"
             results.append(
                 GenerationResult(
@@ -274,16 +295,26 @@ class LlamaCppBackend:
 
     def _decode_loop(
         self, requests: list[GenerationRequest], prompts: list[list[int]], starts: list[int]
-    ) -> list[list[int]]:
+    ) -> tuple[list[list[int]], list[bool]]:
+        """Each row's generated tokens, and whether its grammar (if any) is completely matched.
+        A row with a grammar has its logits masked by it before sampling (`GrammarRows`)."""
         engine = self.engine
         engine.embeddings(False)
         logits = self._prefill(prompts, starts, outputs=True)
         positions = [start + len(prompt) for start, prompt in zip(starts, prompts, strict=True)]
         chains = [sampling.warpers(r, self.sampling_defaults) for r in requests]
         rngs = [sampling.generator(r.seed) for r in requests]
+        grammars = None
+        if any(r.grammar for r in requests):
+            budgets = [r.max_new_tokens for r in requests]
+            grammars = GrammarRows(
+                self.grammar_compiler, [r.grammar for r in requests], budgets, engine.n_vocab
+            )
         tokens: list[list[int]] = [[] for _ in requests]
         active = list(range(len(requests)))  # rows still decoding; finished rows leave the batch
         while active:
+            if grammars is not None:
+                grammars.mask_(torch.from_numpy(logits), active)  # in place: the tensor shares the array
             still = []
             for slot, row in enumerate(active):
                 token = sampling.choose(logits[slot], chains[row], rngs[row])
@@ -292,6 +323,8 @@ class LlamaCppBackend:
                 tokens[row].append(token)
                 if requests[row].on_token is not None:
                     requests[row].on_token(token)
+                if grammars is not None and grammars.advance(row, token):
+                    continue  # only EOS could follow
                 if len(tokens[row]) >= requests[row].max_new_tokens or self._hit_stop(
                     tokens[row], requests[row]
                 ):
@@ -307,7 +340,7 @@ class LlamaCppBackend:
                 )
                 for row in active:
                     positions[row] += 1
-        return tokens
+        return tokens, grammars.complete if grammars is not None else [False] * len(requests)
 
     def _hit_stop(self, tokens: list[int], request: GenerationRequest) -> bool:
         if not request.stop:

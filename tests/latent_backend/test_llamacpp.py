@@ -144,3 +144,28 @@ def test_local_chat_model_generates_on_llamacpp(cpp):
     assert reply.response_metadata["model_name"] == cpp.model_id and cpp.model_id.startswith("llamacpp:")
     assert reply.usage_metadata["output_tokens"] == direct.generated_tokens
     assert model.get_num_tokens("seven times eight") == len(cpp.tokenize("seven times eight"))
+
+
+def test_constrained_replies_match_their_grammar_on_llamacpp(cpp):
+    """The same GrammarSpec as on transformers (llguidance over llama.cpp's vocabulary): sampled
+    replies complete and match; a batch of mixed grammars equals single runs."""
+    from tests.latent_backend.test_grammar import PROMPT, SHAPES, matches
+
+    requests = [
+        GenerationRequest(
+            messages=user(PROMPT), max_new_tokens=64, temperature=1.0, seed=seed, grammar=SHAPES[shape]
+        )
+        for seed in range(3)
+        for shape in SHAPES
+    ]
+    results = cpp.generate(requests)
+    shapes = [shape for _ in range(3) for shape in SHAPES]
+    failures = [
+        (shape, r.finish_reason, r.text)
+        for shape, r in zip(shapes, results, strict=True)
+        if r.finish_reason != "stop" or not matches(shape, r.text)
+    ]
+    assert failures == []
+    greedy = [GenerationRequest(messages=user(PROMPT), max_new_tokens=40, grammar=SHAPES[s]) for s in SHAPES]
+    greedy.append(GenerationRequest(messages=user("Name a primary color."), max_new_tokens=12))
+    assert [r.token_ids for r in cpp.generate(greedy)] == [cpp.generate([g])[0].token_ids for g in greedy]
