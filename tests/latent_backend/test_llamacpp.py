@@ -80,6 +80,7 @@ def test_batch_equals_single(cpp, tmp_path):
     judged = [GenerationRequest(messages=user("Answer."), max_new_tokens=16, kv=b.handle) for b in batched]
     together = cpp.generate(judged, store)
     alone = [cpp.generate([j], store)[0] for j in judged]
+    assert len({tuple(t.token_ids) for t in together}) == len(together)  # each row read its own cache
     assert [t.token_ids for t in together] == [a.token_ids for a in alone]
     assert all(
         t.generated_tokens > 0 and t.kv_positions == b.handle["positions"]
@@ -89,17 +90,21 @@ def test_batch_equals_single(cpp, tmp_path):
     assert [r.token_ids for r in cpp.generate(texts)] == [cpp.generate([t])[0].token_ids for t in texts]
 
 
-def test_handle_resumes_after_a_restart(cpp, tmp_path):
+def test_handle_resumes_after_a_restart(cpp, tmp_path, caplog):
     store = KVStore(tmp_path / "kv")
     handles = chain(cpp, store, QUESTIONS[1])
     expected = judge(cpp, handles[-1], store)
+    assert expected != judge(cpp, None, store)  # the cache is read: the judger sees the agents' thoughts
     assert store.flush(timeout=60)
 
     restarted = fresh_backend()  # a new model, context and store object: only the files remain
+    caplog.set_level("WARNING", logger="latent_backend.kv_chain")
     try:
         assert judge(restarted, handles[-1], KVStore(tmp_path / "kv")) == expected
+        assert "rebuilding" not in caplog.text  # restored from the files, not recomputed
         # The store lost everything (another machine): the handle's recipes rebuild the cache.
         assert judge(restarted, handles[-1], KVStore(tmp_path / "empty")) == expected
+        assert caplog.text.count("rebuilding it from its recipe") == len(handles)
     finally:
         restarted.engine.close()
 
@@ -118,6 +123,7 @@ def test_trimmed_handoffs_keep_their_rotary_positions(cpp, tmp_path, handoff):
     assert second.handle["positions"] == added
     assert second.handle["next_position"] == first.handle["next_position"] + second.prompt_tokens + 3
     expected = judge(cpp, second.handle, store)
+    assert expected != judge(cpp, None, store)
     assert judge(cpp, second.handle, KVStore(tmp_path / "empty")) == expected  # rebuilt from recipes
 
 
