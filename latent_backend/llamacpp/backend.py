@@ -1,13 +1,15 @@
 """The llama.cpp backend: batched generation and latent rollouts over a GGUF model, in process.
 
-The same interface as the transformers backend (`latent_backend.protocol.Backend`): chats are
-rendered with the GGUF's own template, requests are batched by the same micro-batcher, KV caches
-go in and out of the same KV store as handles (recipes plus addresses, see `kv`).
+The same interface as the transformers backend (`latent_backend.backend.LatentBackend`): chats
+are rendered with the GGUF's own template, requests are batched by the same micro-batcher, KV
+caches go in and out of the same KV store as handles (recipes plus addresses, see `kv`), replies
+are constrained by the same grammars (`latent_backend.grammar`, over llama.cpp's vocabulary).
 
 Row r of a batch is sequence r of the llama.cpp context. Rows need no padding: each has its own
 positions; prompts are read row by row, then every decode step (a token, or a latent embedding)
 takes one entry per row; finished rows drop out of the next step. Every sequence has its own KV
-stream, so a row's result does not depend on its batch (bit-identical to running it alone).
+stream, so a row's result does not depend on its batch (bit-identical to running it alone; the
+realignment is computed row by row for the same reason).
 
 Latent rollout per row: the prompt but its last token is read with no outputs; the last token is
 read with hidden states on (llama.cpp then outputs every entry, so this is kept to one token per
@@ -17,7 +19,6 @@ A batch cannot mix token and embedding inputs, so prompts and latent steps are s
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ from latent_backend.grammar import GrammarCompiler, GrammarRows, LLGuidanceCompi
 from latent_backend.kv_store import KVStore
 from latent_backend.llamacpp import kv
 from latent_backend.llamacpp.chat import ChatTemplate
-from latent_backend.llamacpp.engine import STATE_FORMAT, Engine
+from latent_backend.llamacpp.engine import STATE_FORMAT, Engine, file_key
 from latent_backend.llamacpp.realign import align, realignment
 from latent_backend.llamacpp.runtime import version
 from latent_backend.llamacpp.seq_state import SeqState
@@ -42,17 +43,6 @@ from latent_backend.streaming import final_text
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
-
-
-def file_key(path: Path) -> str:
-    """A short identity of a GGUF file: its size and the hash of its first and last MiB (the header,
-    metadata and the end of the weights), cheap for files of any size and equal across machines."""
-    digest = hashlib.sha256(str(path.stat().st_size).encode())
-    with path.open("rb") as handle:
-        digest.update(handle.read(1 << 20))
-        handle.seek(max(0, path.stat().st_size - (1 << 20)))
-        digest.update(handle.read(1 << 20))
-    return digest.hexdigest()[:12]
 
 
 class LlamaCppBackend:
@@ -69,8 +59,8 @@ class LlamaCppBackend:
         self.max_positions = self.engine.positions
         self.has_think = THINK_OPENER in self.chat.template or len(self.engine.tokenize(THINK_OPENER)) == 1
         self.sampling_defaults = sampling.SamplingDefaults(
-            top_k=_number(self.engine.meta("general.sampling.top_k"), int),
-            min_p=_number(self.engine.meta("general.sampling.min_p"), float),
+            top_k=self.engine.meta_number("general.sampling.top_k", int),
+            min_p=self.engine.meta_number("general.sampling.min_p", float),
         )
         self._realign: dict[bool, tuple[np.ndarray | None, float]] = {}
         self._lock = threading.RLock()  # the context: one batch at a time, whoever calls
@@ -358,10 +348,3 @@ class LlamaCppBackend:
     def submit_rollout(self, request: RolloutRequest, store: KVStore) -> RolloutResult:
         key = ("rollout", request.latent_steps, request.realign, id(store))
         return self.batcher.submit(key, request, lambda batch: self.rollout(batch, store))
-
-
-def _number(text: str | None, kind: type) -> int | float | None:
-    try:
-        return kind(text) if text is not None else None
-    except ValueError:
-        return None

@@ -18,6 +18,7 @@ A context is used by one thread at a time (the backend's batcher); tokenizing is
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
 from pathlib import Path
 
@@ -29,6 +30,17 @@ from latent_backend.llamacpp.runtime import llama
 N_BATCH = 512
 CELL_STEP = 1024
 STATE_FORMAT = "kv_unified0-fa0-f16"  # what else a saved sequence state depends on (see module doc)
+
+
+def file_key(path: Path) -> str:
+    """A short identity of a GGUF file: its size and the hash of its first and last MiB (the header,
+    metadata and the end of the weights), cheap for files of any size and equal across machines."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(1 << 20))
+        handle.seek(max(0, path.stat().st_size - (1 << 20)))
+        digest.update(handle.read(1 << 20))
+    return digest.hexdigest()[:12]
 
 
 class Engine:
@@ -221,3 +233,11 @@ class Engine:
             if count < size:
                 return buffer.value.decode("utf-8", errors="replace")
             size = count + 1
+
+    def meta_number(self, key: str, kind: type[int] | type[float]) -> int | float | None:
+        """A numeric GGUF metadata value (None when missing or not a number)."""
+        text = self.meta(key)
+        try:
+            return kind(text) if text is not None else None
+        except ValueError:
+            return None
