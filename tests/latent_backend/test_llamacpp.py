@@ -13,6 +13,7 @@ from latent_backend import GenerationRequest, KVStore, KVStoreError, RolloutRequ
 
 pytestmark = [
     pytest.mark.llamacpp,
+    pytest.mark.model,
     pytest.mark.skipif(
         importlib.util.find_spec("llama_cpp") is None,
         reason="llama-cpp-python is not installed (make llamacpp, or pip install 'masgraph[llamacpp]')",
