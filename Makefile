@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-postgres test-server studio lint bench install sandbox-tools clean
+.PHONY: demo test test-postgres test-server test-llamacpp llamacpp studio lint bench install sandbox-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ demo: install
 # Tests marked `postgres` (the Studio server and the savers on a throwaway PostgreSQL; over a minute
 # together) run in `make test-postgres`; they skip without the PostgreSQL server programs.
 test: install
-	$(BIN)/python -m pytest -q -m "not postgres and not server"
+	$(BIN)/python -m pytest -q -m "not postgres and not server and not llamacpp"
 
 test-postgres: install
 	$(BIN)/python -m pytest -q -m postgres
@@ -46,6 +46,14 @@ test-server: install
 # LangGraph Studio on the project database ($$MASGRAPH_DB, .env, or the default).
 studio: install
 	$(BIN)/masgraph studio
+
+# The llama.cpp backend (backend=llamacpp|auto). pip builds llama.cpp from source for this CPU:
+# about 8 min on an idle 2-core machine, 17 min on a busy one; once per virtualenv.
+llamacpp: $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip install --quiet 'llama-cpp-python==0.3.36'
+
+test-llamacpp: llamacpp
+	$(BIN)/python -m pytest -q -m llamacpp
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

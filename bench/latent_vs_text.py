@@ -14,25 +14,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+# Before torch loads its OpenMP library, which llama.cpp then shares (see latent_backend/__init__).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from latent_backend import GenerationRequest, KVStore, RolloutRequest, configure_batching, get_backend
-from nodes.latentmas.context import MASContext
-from runners.evaluate import evaluate
-from tasks import get_task, load_items
+import torch  # noqa: E402
+
+from latent_backend import GenerationRequest, KVStore, RolloutRequest, configure_batching, get_backend  # noqa: E402
+from nodes.latentmas.context import MASContext  # noqa: E402
+from runners.evaluate import evaluate  # noqa: E402
+from tasks import get_task, load_items  # noqa: E402
 
 SEQUENTIAL_LATENT = ("planner", "critic", "refiner")
 
 
 def plain_loop(items, context: MASContext, batch_size: int) -> tuple[float, int, list[str | None]]:
     """LatentMAS sequential without the graph: the backend called directly, batch by batch."""
-    backend = get_backend(context.model)
+    backend = get_backend(context.model, context.backend)
     task = get_task(context.task)
     store = KVStore(tempfile.mkdtemp(prefix="bench-kv-"))
     generated = 0
@@ -81,6 +85,8 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--latent-steps", type=int, default=10)
     parser.add_argument("--methods", default="baseline,text_mas,latent_mas")
+    parser.add_argument("--backend", default="transformers", choices=("transformers", "llamacpp", "auto"))
+    parser.add_argument("--no-loop", action="store_true", help="skip the plain-loop (overhead) part")
     parser.add_argument(
         "--loop-first",
         action="store_true",
@@ -90,13 +96,24 @@ def main() -> int:
     args = parser.parse_args()
 
     db = str(Path(tempfile.mkdtemp(prefix="bench-")) / "bench.db")
-    options = {"max_new_tokens": args.max_new_tokens, "latent_steps": args.latent_steps, "temperature": 0.0}
+    options = {
+        "max_new_tokens": args.max_new_tokens,
+        "latent_steps": args.latent_steps,
+        "temperature": 0.0,
+        "backend": args.backend,
+    }
     items = load_items(args.data, task=args.task, limit=args.limit)
-    get_backend()  # load the model before any clock starts
-    configure_batching(args.batch_size)
+    backend = get_backend(None, args.backend)  # load the model before any clock starts
+    configure_batching(args.batch_size, backend=args.backend)
 
-    context = MASContext(task=args.task, latent_steps=args.latent_steps, max_new_tokens=args.max_new_tokens)
-    if args.loop_first:
+    context = MASContext(
+        task=args.task,
+        latent_steps=args.latent_steps,
+        max_new_tokens=args.max_new_tokens,
+        backend=args.backend,
+    )
+    loop_seconds, loop_tokens, loop_predictions = 0.0, 0, []
+    if args.loop_first and not args.no_loop:
         loop_seconds, loop_tokens, loop_predictions = plain_loop(items, context, args.batch_size)
     rows = {}
     for method in args.methods.split(","):
@@ -117,24 +134,27 @@ def main() -> int:
             file=sys.stderr,
         )
 
-    if not args.loop_first:
+    if not args.loop_first and not args.no_loop:
         loop_seconds, loop_tokens, loop_predictions = plain_loop(items, context, args.batch_size)
-    graph_run = rows.get("latent_mas")
+    graph_run = None if args.no_loop else rows.get("latent_mas")
 
     lines = [
-        f"Model: embedded SmolLM2-135M-Instruct (fp32, CPU, {torch.get_num_threads()} threads, {platform.machine()}); "
+        f"Model: embedded SmolLM2-135M-Instruct on {backend.model_id} (CPU, {torch.get_num_threads()} threads, "
+        f"{platform.machine()}); "
         f"{len(items)} items of `{Path(args.data).name}` (task {args.task}); greedy; max_new_tokens {args.max_new_tokens} "
         f"for every agent; latent_steps {args.latent_steps}; batch size {args.batch_size}; sequential topology.",
         "",
-        "| method | accuracy | generated tokens | tokens vs text_mas | wall-clock (s) | speed-up vs text_mas |",
-        "|---|---|---|---|---|---|",
+        "| method | accuracy | generated tokens | tokens vs text_mas | wall-clock (s) | s per item "
+        "| speed-up vs text_mas |",
+        "|---|---|---|---|---|---|---|",
     ]
     text = rows.get("text_mas")
     for method, s in rows.items():
         token_share = f"{100 * s.generated_tokens / text.generated_tokens:.1f}%" if text else "-"
         speedup = f"{text.seconds / s.seconds:.2f}x" if text else "-"
         lines.append(
-            f"| {method} | {s.accuracy:.3f} | {s.generated_tokens} | {token_share} | {s.seconds:.1f} | {speedup} |"
+            f"| {method} | {s.accuracy:.3f} | {s.generated_tokens} | {token_share} | {s.seconds:.1f} "
+            f"| {s.seconds / max(1, s.n):.1f} | {speedup} |"
         )
     if graph_run:
         overhead = 100 * (graph_run.seconds - loop_seconds) / loop_seconds
@@ -157,6 +177,10 @@ def main() -> int:
     command = "    " + " ".join(["python", *sys.argv])
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(f"# LatentMAS vs text MAS benchmark\n\nCommand:\n\n{command}\n\n{table}")
+    predictions = {
+        m: {row["item_id"]: row["prediction"] for row in _export(db, s.run_id)} for m, s in rows.items()
+    }
+    Path(args.output).with_suffix(".predictions.json").write_text(json.dumps(predictions, indent=1))
     print(table)
     print(
         json.dumps({m: s.to_dict() for m, s in rows.items()} | {"plain_loop_seconds": loop_seconds}),

@@ -2,12 +2,26 @@
 
 Names are imported lazily, so `from latent_backend.errors import ...` (or a command that only
 names an exception) does not pay for importing torch and transformers.
+
+Importing the package sets `OMP_WAIT_POLICY=PASSIVE` unless the environment already has a value:
+OpenMP reads it once, when the first OpenMP library loads, and torch loads one that llama.cpp then
+shares. With OpenMP's default (threads spin between operations) a llama.cpp decode on a busy CPU
+was measured 20x slower. So it must be set before torch is first imported (`TORCH_BEFORE_OMP`
+records when it was not). `OPENBLAS_NUM_THREADS=1` likewise, before numpy loads: the llama.cpp
+backend's realignment products are tiny, and a BLAS thread pool competing with llama.cpp's threads
+made them cost tens of milliseconds per latent step.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
+
+TORCH_BEFORE_OMP = "torch" in sys.modules and "OMP_WAIT_POLICY" not in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 _EXPORTS = {
     "GenerationRequest": "latent_backend.requests",
@@ -15,8 +29,8 @@ _EXPORTS = {
     "LatentBackend": "latent_backend.backend",
     "RolloutRequest": "latent_backend.requests",
     "RolloutResult": "latent_backend.requests",
-    "configure_batching": "latent_backend.backend",
-    "get_backend": "latent_backend.backend",
+    "configure_batching": "latent_backend.registry",
+    "get_backend": "latent_backend.registry",
     "KVHandle": "latent_backend.requests",
     "KVStore": "latent_backend.kv_store",
     "kv_store": "latent_backend.kv_store",

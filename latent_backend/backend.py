@@ -15,15 +15,9 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from transformers import (
-    DynamicCache,
-    LogitsProcessorList,
-    MinPLogitsWarper,
-    TemperatureLogitsWarper,
-    TopKLogitsWarper,
-    TopPLogitsWarper,
-)
+from transformers import DynamicCache
 
+from latent_backend import sampling
 from latent_backend.batch_cache import (
     BatchPrefix,
     Segment,
@@ -52,7 +46,6 @@ from latent_backend.streaming import final_text
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
-_NO_IDS = torch.zeros(1, 0, dtype=torch.long)  # sampling warpers take input ids but do not read them
 
 
 class LatentBackend:
@@ -88,6 +81,11 @@ class LatentBackend:
     @grammar_compiler.setter
     def grammar_compiler(self, compiler: GrammarCompiler) -> None:
         self._grammar_compiler = compiler
+
+    @property
+    def max_positions(self) -> int:
+        """The most positions one sequence may hold (the model's context length)."""
+        return self.loaded.max_positions
 
     # -- prompts ---------------------------------------------------------------------------
     def render_text(self, messages: list[dict[str, str]], *, think: bool = False) -> str:
@@ -342,8 +340,8 @@ class LatentBackend:
             logits, cache, next_position = out.logits[:, -1], out.past_key_values, positions[:, -1] + 1
         else:
             logits, cache, mask, next_position = self._chunked_prefill(requests, prompts, chunks, store)
-        generators = [self._generator(r.seed) for r in requests]
-        warpers = [self._warpers(r) for r in requests]
+        generators = [sampling.generator(r.seed) for r in requests]
+        warpers = [sampling.warpers(r, self.sampling_defaults) for r in requests]
         grammars = None
         if any(r.grammar for r in requests):
             grammars = GrammarRows(
@@ -360,7 +358,7 @@ class LatentBackend:
                 grammars.mask_(logits, active)
             still, feed = [], []
             for slot, row in enumerate(active):
-                token = self._choose(logits[slot], warpers[row], generators[row])
+                token = sampling.choose(logits[slot], warpers[row], generators[row])
                 if token in self.eos_ids:
                     continue
                 tokens[row].append(token)
@@ -439,40 +437,11 @@ class LatentBackend:
         """Generated token ids as text (special tokens dropped); streaming decodes with this too."""
         return self.tokenizer.decode(tokens, skip_special_tokens=True)
 
-    @staticmethod
-    def _generator(seed: int | None) -> torch.Generator:
-        generator = torch.Generator()
-        generator.manual_seed(0 if seed is None else int(seed))
-        return generator
-
-    def _warpers(self, request: GenerationRequest) -> LogitsProcessorList | None:
-        """Transformers' own sampling warpers (temperature, top-k, top-p, min-p), or None for greedy.
-
-        top_k and min_p come from the request, else from the model's generation_config (Qwen3 ships
-        top_k=20), as `model.generate()` would merge them; 0 turns top-k off.
-        """
-        if request.temperature <= 0:
-            return None
+    @property
+    def sampling_defaults(self) -> sampling.SamplingDefaults:
+        """The model's own top_k / min_p (its generation_config; Qwen3 ships top_k=20)."""
         config = self.model.generation_config
-        top_k = request.top_k if request.top_k is not None else config.top_k
-        min_p = request.min_p if request.min_p is not None else config.min_p
-        warpers = LogitsProcessorList()
-        if request.temperature != 1.0:
-            warpers.append(TemperatureLogitsWarper(request.temperature))
-        if top_k:
-            warpers.append(TopKLogitsWarper(top_k=int(top_k)))
-        if request.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(top_p=request.top_p))
-        if min_p:
-            warpers.append(MinPLogitsWarper(min_p=float(min_p)))
-        return warpers
-
-    @staticmethod
-    def _choose(logits: torch.Tensor, warpers: LogitsProcessorList | None, generator: torch.Generator) -> int:
-        if warpers is None:
-            return int(logits.argmax())
-        scores = warpers(_NO_IDS, logits[None])[0]
-        return int(torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator))
+        return sampling.SamplingDefaults(top_k=config.top_k, min_p=config.min_p)
 
     def _hit_stop(self, tokens: list[int], request: GenerationRequest) -> bool:
         if not request.stop:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -125,11 +126,30 @@ class LLGuidanceCompiler:
     JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
     def __init__(self, tokenizer: Any, vocab_size: int, eos_ids: Sequence[int]) -> None:
-        import llguidance
+        """For a Hugging Face tokenizer (see `for_llamacpp` for llama.cpp's vocabulary)."""
         import llguidance.hf
 
+        self._setup(llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=list(eos_ids)))
+
+    @classmethod
+    def for_llamacpp(cls, vocab: Any, vocab_size: int, eos_ids: Sequence[int]) -> LLGuidanceCompiler:
+        """For llama.cpp's own vocabulary (a `llama_vocab_p`): the llama.cpp backend's token ids."""
+        import llguidance.llamacpp
+
+        compiler = cls.__new__(cls)
+        with warnings.catch_warnings():  # it reads each token with a call llama-cpp-python deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tokenizer = llguidance.llamacpp.lltokenizer_from_vocab(
+                vocab, n_vocab=vocab_size, eos_token=list(eos_ids)
+            )
+        compiler._setup(tokenizer)
+        return compiler
+
+    def _setup(self, tokenizer: Any) -> None:
+        import llguidance
+
         self._llg = llguidance
-        self.tokenizer = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocab_size, eos_token=list(eos_ids))
+        self.tokenizer = tokenizer
         self._compiled: dict[tuple[str, Any], Any] = {}
         self._lock = threading.Lock()
 

@@ -1,4 +1,4 @@
-"""KV handles on the torch backend: entries hold deltas, handles carry recipes, misses are rebuilt.
+"""KV handles: entries hold deltas, handles carry recipes, misses are rebuilt (every backend).
 
 A latent agent's entry holds only the positions it added. A handle's cache is its chain of
 entries: with handoff "all" the parent's cache followed by the delta, with "sequential" /
@@ -9,6 +9,10 @@ An entry the store cannot serve (never written, evicted, deleted, damaged) is re
 recipe: the same prompt token ids read on top of the parent's cache (rebuilt first if need be),
 the same latent steps. A rebuilt entry is memoised in memory (not written back: the handle's
 thread may be gone). Each rebuilt entry is logged once per process.
+
+What an entry holds is the backend's business, through a `Codec`: the transformers backend files
+per-layer K/V tensors (`LayerCodec`), the llama.cpp backend a sequence state
+(`latent_backend.llamacpp.kv`). The chain, recipes and rebuilding are the same for both.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 
@@ -28,7 +33,21 @@ from latent_backend.requests import KVHandle, KVRecipe, RolloutRequest, encode_t
 log = logging.getLogger(__name__)
 
 # (recipe, the parent's cache as segments, the parent's next position) -> the rebuilt delta
-Recompute = Callable[[KVRecipe, list[Segment], int], Segment]
+Recompute = Callable[[KVRecipe, list[Any], int], Any]
+
+
+class Codec(Protocol):
+    """A backend's deltas <-> store entries."""
+
+    def write(self, delta: Any) -> Entry: ...
+
+    def read(self, entry: Entry, recipe: KVRecipe) -> Any:
+        """The entry's delta, checked against its recipe (`KVStoreError` if it does not match)."""
+
+    def positions(self, delta: Any) -> int: ...
+
+    def nbytes(self, delta: Any) -> int: ...
+
 
 _logged: set[str] = set()
 _logged_lock = threading.Lock()
@@ -56,6 +75,27 @@ def from_entry(entry: Entry, recipe: KVRecipe, layers: int) -> Segment:
     return segment
 
 
+class LayerCodec:
+    """The transformers backend's entries: per-layer K/V tensors."""
+
+    def __init__(self, model_id: str, layers: int) -> None:
+        self.model_id, self.layers = model_id, layers
+
+    def write(self, delta: Segment) -> Entry:
+        return to_entry(delta, self.model_id)
+
+    def read(self, entry: Entry, recipe: KVRecipe) -> Segment:
+        return from_entry(entry, recipe, self.layers)
+
+    @staticmethod
+    def positions(delta: Segment) -> int:
+        return segment_positions(delta)
+
+    @staticmethod
+    def nbytes(delta: Segment) -> int:
+        return sum(t.numel() * t.element_size() for layer in delta for t in (layer.keys, layer.values))
+
+
 def concat(segments: list[Segment]) -> Segment:
     """Segments joined into one cache (fresh tensors)."""
     present = [segment for segment in segments if segment]
@@ -74,12 +114,15 @@ def new_handle(
     parent: KVHandle | None,
     request: RolloutRequest,
     prompt: list[int],
-    delta: Segment,
+    delta: Any,
     *,
     model_id: str,
     next_position: int,
+    codec: Codec | None = None,
 ) -> KVHandle:
-    """The handle a rollout returns: the parent's chain plus this step's recipe."""
+    """The handle a rollout returns: the parent's chain plus this step's recipe (`codec`: how
+    the backend counts its delta; the transformers backend's by default)."""
+    codec = codec or LayerCodec(model_id, 0)
     recipe = KVRecipe(
         id=uuid.uuid4().hex,
         parent=parent["id"] if parent else None,
@@ -89,10 +132,10 @@ def new_handle(
         realign=request.realign,
         think=request.think,
         handoff=request.handoff,
-        positions=segment_positions(delta),
+        positions=codec.positions(delta),
         next_position=next_position,
     )
-    nbytes = sum(t.numel() * t.element_size() for layer in delta for t in (layer.keys, layer.values))
+    nbytes = codec.nbytes(delta)
     keeps_parent = parent is not None and request.handoff == "all"
     return KVHandle(
         id=recipe["id"],
@@ -107,13 +150,20 @@ def new_handle(
 
 
 def resolve(
-    handle: KVHandle, store: KVStore, *, model_id: str, layers: int, recompute: Recompute
-) -> list[Segment]:
-    """The handle's cache as segments, oldest first; missing entries are rebuilt."""
+    handle: KVHandle,
+    store: KVStore,
+    *,
+    model_id: str,
+    recompute: Recompute,
+    layers: int = 0,
+    codec: Codec | None = None,
+) -> list[Any]:
+    """The handle's cache as segments, oldest first; missing entries are rebuilt. `codec`: how the
+    backend reads its entries (default: the transformers backend's, with `layers` layers)."""
     if handle.get("model_id") != model_id:
         raise KVStoreError(
             f"KV handle {handle.get('id')} belongs to model {handle.get('model_id')!r}, "
-            f"not {model_id!r}: a cache cannot be reused across models"
+            f"not {model_id!r}: a cache cannot be reused across models or backends"
         )
     chain = handle.get("chain")
     if not chain or chain[-1]["id"] != handle["id"]:
@@ -124,17 +174,14 @@ def resolve(
     for earlier, later in zip(chain, chain[1:], strict=False):
         if later["parent"] != earlier["id"]:
             raise KVStoreError(f"KV handle {handle['id']}: broken recipe chain at entry {later['id']}")
-    return _Resolver(chain, store, model_id, layers, recompute).segments(len(chain))
+    return _Resolver(chain, store, codec or LayerCodec(model_id, layers), recompute).segments(len(chain))
 
 
 class _Resolver:
-    def __init__(
-        self, chain: list[KVRecipe], store: KVStore, model_id: str, layers: int, recompute: Recompute
-    ) -> None:
-        self.chain, self.store, self.model_id = chain, store, model_id
-        self.layers, self.recompute = layers, recompute
+    def __init__(self, chain: list[KVRecipe], store: KVStore, codec: Codec, recompute: Recompute) -> None:
+        self.chain, self.store, self.codec, self.recompute = chain, store, codec, recompute
 
-    def segments(self, end: int) -> list[Segment]:
+    def segments(self, end: int) -> list[Any]:
         """The cache of the handle that chain[end - 1] made."""
         segments = []
         for index in range(end - 1, -1, -1):
@@ -143,10 +190,10 @@ class _Resolver:
                 break
         return segments[::-1]
 
-    def entry(self, index: int) -> Segment:
+    def entry(self, index: int) -> Any:
         recipe = self.chain[index]
         try:
-            return from_entry(self.store.get(recipe["id"], recipe["namespace"]), recipe, self.layers)
+            return self.codec.read(self.store.get(recipe["id"], recipe["namespace"]), recipe)
         except KVStoreError as exc:
             with _logged_lock:
                 first = recipe["id"] not in _logged
@@ -155,10 +202,10 @@ class _Resolver:
                 log.warning("%s; rebuilding it from its recipe", exc)
         parent = self.segments(index) if index else []
         delta = self.recompute(recipe, parent, self.chain[index - 1]["next_position"] if index else 0)
-        if segment_positions(delta) != recipe["positions"]:
+        if self.codec.positions(delta) != recipe["positions"]:
             raise KVStoreError(
-                f"KV entry {recipe['id']} rebuilt with {segment_positions(delta)} positions, "
+                f"KV entry {recipe['id']} rebuilt with {self.codec.positions(delta)} positions, "
                 f"its recipe says {recipe['positions']}"
             )
-        self.store.put(recipe["id"], recipe["namespace"], to_entry(delta, self.model_id), persist=False)
+        self.store.put(recipe["id"], recipe["namespace"], self.codec.write(delta), persist=False)
         return delta

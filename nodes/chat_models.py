@@ -29,9 +29,23 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 
 from latent_backend.grammar_spec import GrammarSpec
+from latent_backend.registry import DEFAULT_BACKEND, BackendChoice
+from nodes.fields import option
 from storage.paths import MASK, mask_url
 
 LOCAL_PREFIX = "local"
+BACKEND_HELP = (
+    "Local backend: 'transformers' (any model; fp32 on CPU), 'llamacpp' (a GGUF file, quantized, CPU; "
+    "pip install 'masgraph[llamacpp]') or 'auto' (llama.cpp for a GGUF on a CPU-only machine when "
+    "installed, else transformers)."
+)
+
+
+def backend_option() -> Any:
+    """The `backend` option of every graph whose agents may run on the local backend."""
+    return option(DEFAULT_BACKEND, BACKEND_HELP)
+
+
 PASSWORD_ENV = "MASGRAPH_BASE_URL_PASSWORD"
 
 
@@ -94,6 +108,7 @@ class ChatModelConfig:
     top_k: int | None = None  # None: the model's own default (a local model's generation_config)
     seed: int | None = 42
     timeout: float = 600.0
+    backend: BackendChoice = DEFAULT_BACKEND  # which local backend serves a local model
 
     @property
     def is_local(self) -> bool:
@@ -124,6 +139,7 @@ class LocalChatModel(BaseChatModel):
     """A chat model over the latent backend's batched text generator (CPU or CUDA, offline)."""
 
     model_ref: str | None = None
+    backend: BackendChoice = DEFAULT_BACKEND
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
@@ -138,12 +154,13 @@ class LocalChatModel(BaseChatModel):
         """Tokens of `text` by the local model's own tokenizer (no special tokens)."""
         from latent_backend import get_backend
 
-        return len(get_backend(self.model_ref).tokenize(text))
+        return len(get_backend(self.model_ref, self.backend).tokenize(text))
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
         return {
             "model_ref": self.model_ref,
+            "backend": self.backend,
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
             "top_p": self.top_p,
@@ -193,7 +210,7 @@ class LocalChatModel(BaseChatModel):
     ) -> ChatResult:
         from latent_backend import get_backend
 
-        backend = get_backend(self.model_ref)
+        backend = get_backend(self.model_ref, self.backend)
         started = time.perf_counter()
         result = backend.submit_generate(self._request(messages, stop, **kwargs))
         metadata = self._metadata(result, backend.model_id, time.perf_counter() - started)
@@ -214,7 +231,7 @@ class LocalChatModel(BaseChatModel):
         from latent_backend import get_backend
         from latent_backend.streaming import Relay, TextDeltas
 
-        backend = get_backend(self.model_ref)
+        backend = get_backend(self.model_ref, self.backend)
         started = time.perf_counter()
         relay = Relay(
             lambda emit: backend.submit_generate(self._request(messages, stop, on_token=emit, **kwargs))
@@ -290,6 +307,7 @@ def _build_chat_model(config: ChatModelConfig) -> BaseChatModel:
     if config.is_local:
         return LocalChatModel(
             model_ref=config.local_model_ref,
+            backend=config.backend,
             max_tokens=config.max_tokens,
             temperature=config.temperature,
             top_p=config.top_p,

@@ -159,13 +159,15 @@ def _run_items(runner: _ItemRunner, pending: list[tuple[int, TaskItem]], *, work
 
 def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
     """The embedded/local model's micro-batcher, when this run's agents call the local backend."""
-    from nodes.chat_models import is_registered
+    from nodes.chat_models import LOCAL_PREFIX, ChatModelConfig, is_registered
 
     if options.get("base_url") or is_registered(options.get("model")):
         return None
-    from latent_backend import get_backend
+    from latent_backend.registry import DEFAULT_BACKEND, get_backend
 
-    return get_backend(options.get("model")).batcher
+    # Text methods name the local model "local" / "local:<ref>", LatentMAS by its bare reference.
+    model_ref = ChatModelConfig(model=options.get("model") or LOCAL_PREFIX).local_model_ref
+    return get_backend(model_ref, options.get("backend") or DEFAULT_BACKEND).batcher
 
 
 @dataclass

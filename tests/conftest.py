@@ -13,6 +13,7 @@ os.environ.pop("MASGRAPH_DB", None)
 os.environ.pop("MASGRAPH_MODEL", None)
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch's OpenMP loads (llama.cpp shares it)
 
 
 @pytest.fixture(scope="session")

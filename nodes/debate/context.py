@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from nodes.chat_models import ChatModelConfig, chat_model
+from latent_backend.registry import BackendChoice
+from nodes.chat_models import ChatModelConfig, backend_option, chat_model
 from nodes.debate.prompts import PROMPT_KEYS, prompt_templates
 from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.prompt_files import read_prompt_file
@@ -52,6 +53,7 @@ class DebateContext(CheckedOptions):
     base_url: str | None = option(
         None, "OpenAI-compatible endpoint for models given by name (None = local backend)."
     )
+    backend: BackendChoice = backend_option()
     max_new_tokens: int | None = option(
         None,
         "Generation limit per turn for models given by name; None: the preset's (512; reference: "
@@ -143,6 +145,7 @@ class DebateContext(CheckedOptions):
             base_url=self.base_url,
             temperature=self.temperature,
             max_tokens=self.max_new_tokens or DEFAULT_TURN_TOKENS,
+            backend=self.backend,
         )
         if self.max_new_tokens is None and self.reference and messages is not None:
             model = chat_model(config)

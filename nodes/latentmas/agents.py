@@ -104,7 +104,7 @@ def latent_agent(agent: str):
 
     def node(state: dict[str, Any], runtime: Runtime[MASContext]) -> dict[str, Any]:
         ctx = context_of(runtime, MASContext)
-        backend = get_backend(ctx.model)
+        backend = get_backend(ctx.model, ctx.backend)
         if state.get("kv") is None:  # the chain's first agent: refuse a chain that cannot fit, now
             check_chain(ctx, backend, state["question"], state.get("answer_instruction"))
         writer = stream_writer()
@@ -155,7 +155,7 @@ def latent_judger(agent: str = "judger"):
 
     def node(state: dict[str, Any], runtime: Runtime[MASContext]) -> dict[str, Any]:
         ctx = context_of(runtime, MASContext)
-        backend = get_backend(ctx.model)
+        backend = get_backend(ctx.model, ctx.backend)
         handle: KVHandle | None = state.get("kv")
         if ctx.latent_steps == 0 and ctx.zero_step_handoff == "none":
             handle = None

@@ -42,7 +42,7 @@ def check_chain(ctx: MASContext, backend: Any, question: str, answer_instruction
 
     prompts = [tokens(agent) for agent in agents]
     final = tokens(FINAL_AGENT[ctx.topology])
-    limit = backend.loaded.max_positions
+    limit = backend.max_positions
     need = chain_positions(ctx, prompts, final, ctx.latent_steps)
     if need <= limit:
         return

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from nodes.chat_models import ChatModelConfig, is_registered
+from latent_backend.registry import BackendChoice
+from nodes.chat_models import ChatModelConfig, backend_option, is_registered
 from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.latentmas.prompts import BASELINE_PROMPT, LATENT_PROMPTS, TEXT_PROMPTS, fill
 from nodes.latentmas.reference import DEFAULTS, FAMILIES, REFERENCE_DEFAULTS, reference_template
@@ -40,6 +41,7 @@ class MASContext(CheckedOptions):
         "with base_url, the served model name (text agents only).",
     )
     base_url: str | None = option(None, "OpenAI-compatible endpoint for text agents (vLLM, llama.cpp, ...).")
+    backend: BackendChoice = backend_option()
     topology: Literal["sequential", "hierarchical"] = option(
         "sequential",
         "sequential: planner->critic->refiner->judger; hierarchical: 3 solvers -> summarizer.",
@@ -205,4 +207,5 @@ class MASContext(CheckedOptions):
             top_p=self.top_p,
             top_k=self.top_k,
             seed=self.seed,
+            backend=self.backend,
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from nodes.chat_models import ChatModelConfig
+from latent_backend.registry import BackendChoice
+from nodes.chat_models import ChatModelConfig, backend_option
 from nodes.fields import CheckedOptions, OptionError, check_options, option
 from nodes.medagents.prompts import check_prompt_overrides
 from nodes.medagents.reference import REFERENCE_PROMPTS
@@ -71,6 +72,7 @@ class MedAgentsContext(CheckedOptions):
         "base_url, or a name registered with nodes.chat_models.register_chat_model.",
     )
     base_url: str | None = option(None, "OpenAI-compatible endpoint for `model` (None = local).")
+    backend: BackendChoice = backend_option()
     api_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the API key.")
     timeout: float = option(600.0, "Seconds before one call times out (> 0).")
     role_models: dict[str, str] = option(
@@ -177,4 +179,5 @@ class MedAgentsContext(CheckedOptions):
             top_p=self.top_p,
             seed=self.seed,
             timeout=self.timeout,
+            backend=self.backend,
         )

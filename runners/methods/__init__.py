@@ -109,12 +109,12 @@ def load_local_models(configs: Sequence[ChatModelConfig]) -> None:
             continue
         from latent_backend import get_backend
 
-        backend = get_backend(config.local_model_ref)
-        if config.max_tokens >= backend.loaded.max_positions:
+        backend = get_backend(config.local_model_ref, config.backend)
+        if config.max_tokens >= backend.max_positions:
             raise OptionError(
                 "max_new_tokens",
                 f"a limit of {config.max_tokens} new tokens does not fit {backend.model_id}'s context "
-                f"of {backend.loaded.max_positions} positions",
+                f"of {backend.max_positions} positions",
             )
 
 

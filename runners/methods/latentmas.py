@@ -40,7 +40,7 @@ class MASMethod(EvalMethod):
             return super().prepare(context, items, task)
         from latent_backend import get_backend
 
-        backend = get_backend(context.model)
+        backend = get_backend(context.model, context.backend)
         if items:
             shortest = min(items, key=lambda item: len(task.prompt(item)))
             first = self.make_input(shortest, task, context)

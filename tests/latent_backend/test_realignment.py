@@ -10,6 +10,7 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from latent_backend import sampling
 from latent_backend.backend import RIDGE_LAMBDA, LatentBackend
 from latent_backend.models import LoadedModel
 from latent_backend.requests import GenerationRequest
@@ -92,18 +93,24 @@ def test_sampling_takes_top_k_from_generation_config_unless_overridden(top_k):
     best = set(logits.topk(top_k).indices.tolist())
     backend.model.generation_config.top_k = top_k
     sampled = {
-        backend._choose(
-            logits, backend._warpers(GenerationRequest([], temperature=5.0)), backend._generator(seed)
+        sampling.choose(
+            logits,
+            sampling.warpers(GenerationRequest([], temperature=5.0), backend.sampling_defaults),
+            sampling.generator(seed),
         )
         for seed in range(40)
     }
     assert sampled <= best and (top_k == 1 or len(sampled) > 1)
     # An explicit top_k=0 turns it off: a hot sampler then reaches tokens outside the top k.
     unrestricted = {
-        backend._choose(
-            logits, backend._warpers(GenerationRequest([], temperature=5.0, top_k=0)), backend._generator(s)
+        sampling.choose(
+            logits,
+            sampling.warpers(GenerationRequest([], temperature=5.0, top_k=0), backend.sampling_defaults),
+            sampling.generator(s),
         )
         for s in range(40)
     }
     assert unrestricted - best
-    assert backend._warpers(GenerationRequest([], temperature=0.0)) is None  # greedy stays argmax
+    assert (
+        sampling.warpers(GenerationRequest([], temperature=0.0), backend.sampling_defaults) is None
+    )  # greedy stays argmax
