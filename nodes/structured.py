@@ -152,15 +152,16 @@ def _invoke(
 
 
 def _server_runnable(model: Any, spec: GrammarSpec, via: Via) -> Runnable:
-    if via == "json_schema":
-        # A titled JSON schema: LangChain names the response format after the title (the
-        # `{"type": "json_schema", ...}` dict form fails in its tracing metadata).
-        schema = {"title": "reply", **spec.server_schema()}
-        return model.with_structured_output(schema, method="json_schema", strict=True, include_raw=True)
-    if via == "json_object":
+    if via in ("json_schema", "json_object"):
+        # response_format bound as is and the reply parsed here: LangChain's own json_schema path
+        # converts the schema to a function first, which fails for non-object schemas (lists).
+        form = (
+            spec.to_openai_response_format()
+            if via == "json_schema"
+            else spec.to_json_object_response_format()
+        )
         server_spec = GrammarSpec.json_schema(spec.server_schema())
-        llm = model.bind(response_format=spec.to_json_object_response_format())
-        return structured_parser(llm, server_spec, None, include_raw=True)
+        return structured_parser(model.bind(response_format=form), server_spec, None, include_raw=True)
     plain: Callable[[AIMessage], dict[str, Any]] = lambda raw: {  # noqa: E731
         "raw": raw,
         "parsed": None,

@@ -90,14 +90,9 @@ class ScriptedChatModel(BaseChatModel):
             return list(self._formats)
 
     def with_structured_output(self, schema: Any, *, include_raw: bool = False, **kwargs: Any) -> Any:
-        from langchain_openai.chat_models.base import _convert_to_openai_response_format
-
         from nodes.structured import grammar_of, structured_parser
 
-        # The response_format ChatOpenAI would send for this schema (method="json_schema").
-        llm = self.bind(
-            response_format=_convert_to_openai_response_format(schema, strict=kwargs.get("strict"))
-        )
+        llm = self.bind(response_format=schema)
         return structured_parser(llm, grammar_of(schema), schema, include_raw=include_raw)
 
     def prompts(self) -> list[str]:
