@@ -34,8 +34,9 @@ class TraceEntry(TypedDict):
     kv_positions: NotRequired[int]
     failure: NotRequired[str | None]
     output: NotRequired[str]
-    input: NotRequired[str]  # the rendered chat the model read (local models; LatentMAS agents)
-    input_ids: NotRequired[list[int]]  # its token ids
+    # The rendered chat the model read (local models; LatentMAS agents). Its token ids are the
+    # tokenizer's reading of it; they are not kept, to keep checkpoints small.
+    input: NotRequired[str]
     structured: NotRequired[str]  # how a structured reply was asked for (nodes.structured.Via)
 
 
@@ -63,8 +64,8 @@ def ask(
 ) -> AgentReply:
     """Send one chat turn; `messages` is a message list or a (system, user) pair.
 
-    `record_input` keeps the rendered prompt and its token ids in the trace entry, when the model
-    reports them (the local backend does; an endpoint does not).
+    `record_input` keeps the rendered prompt in the trace entry, when the model
+    reports it (the local backend does; an endpoint does not).
 
     Transport errors propagate so the node's RetryPolicy can retry them; what the reply *says*
     is the caller's to parse and, when it is unusable, to record as a failure.
@@ -114,7 +115,6 @@ def trace_entry(
     metadata = reply.response_metadata or {}
     if record_input and metadata.get("prompt_ids") is not None:
         entry["input"] = metadata.get("prompt_text") or ""
-        entry["input_ids"] = list(metadata["prompt_ids"])
     entry.update(extra)  # type: ignore[typeddict-item]
     return entry
 

@@ -142,7 +142,6 @@ def latent_agent(agent: str):
             kv_positions=result.handle["positions"],
             output="",
             input=result.prompt_text or "",
-            input_ids=list(result.prompt_ids or []),
         )
         return {"kv": result.handle, "trace": [entry]}
 
@@ -188,7 +187,6 @@ def latent_judger(agent: str = "judger"):
             kv_positions=result.kv_positions,
             output=result.text,
             input=result.prompt_text or "",
-            input_ids=list(result.prompt_ids or []),
         )
         if grammar is not None:
             entry["structured"] = "grammar"
