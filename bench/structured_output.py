@@ -111,6 +111,9 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--db", default="bench/results/structured_output.db")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--backend", default="transformers", choices=("transformers", "llamacpp"), help="local backend"
+    )
     parser.add_argument("--report-only", action="store_true", help="only write the table from the store")
     parser.add_argument("--output", help="default: bench/results/structured_<method>_<task>.md")
     args = parser.parse_args()
@@ -125,7 +128,9 @@ def main() -> int:
         db = args.db.format(mode=mode)
         Path(db).parent.mkdir(parents=True, exist_ok=True)
         store = RunStore(db)
-        run_id = f"structured-{args.method}-{args.task}-{mode}-n{args.limit}-t{args.max_new_tokens}"
+        run_id = (
+            f"structured-{args.method}-{args.task}-{mode}-n{args.limit}-t{args.max_new_tokens}-{args.backend}"
+        )
         load_before = os.getloadavg()
         started = time.perf_counter()
         if not args.report_only and _status(store, run_id) != "completed":
@@ -138,7 +143,11 @@ def main() -> int:
                 batch_size=args.batch_size,
                 run_id=run_id,
                 db=db,
-                options={"structured_output": mode, "max_new_tokens": args.max_new_tokens},
+                options={
+                    "structured_output": mode,
+                    "max_new_tokens": args.max_new_tokens,
+                    "backend": args.backend,
+                },
                 progress=False,
             )
             seconds = f"{time.perf_counter() - started:.0f}"
@@ -173,7 +182,7 @@ def _write(output: Path, args: argparse.Namespace, columns: dict[str, dict[str, 
         "    python " + " ".join(sys.argv),
         "",
         f"{args.limit} items of `{Path(args.data).name}`, greedy, max_new_tokens {args.max_new_tokens}, "
-        f"batch size {args.batch_size}, embedded SmolLM2-135M on the CPU.",
+        f"batch size {args.batch_size}, embedded SmolLM2-135M on the CPU ({args.backend} backend).",
         "",
         "| | " + " | ".join(f"structured_output={m}" for m in modes) + " |",
         "|---|" + "---|" * len(modes),
