@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -56,6 +56,9 @@ class EndpointError(RuntimeError):
     def __init__(self, message: str, *, transient: bool) -> None:
         super().__init__(message)
         self.transient = transient
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: it crosses processes (e.g. from a Ray worker)
+        return (partial(type(self), transient=self.transient), (str(self),))
 
 
 def endpoint_error(config: ChatModelConfig, exc: BaseException, *, transient: bool) -> EndpointError:

@@ -28,6 +28,9 @@ class OptionError(ValueError):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable: it crosses processes (e.g. from a Ray worker)
+        return (type(self), (self.option, str(self)))
+
 
 def option(
     default: Any = dataclasses.MISSING,

@@ -102,6 +102,10 @@ def _method_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from runners.evaluate import evaluate
 
+    options = _method_options(args)
+    servers = args.base_url or []
+    if len(servers) == 1:
+        options["base_url"] = servers[0]
     summary = evaluate(
         args.method_name,
         task=args.task,
@@ -111,10 +115,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         run_id=args.run_id,
         db=args.db,
-        options=_method_options(args),
+        options=options,
         reference=args.reference,
         progress=not args.no_progress and sys.stderr.isatty() or args.progress,
         keep_kv=args.keep_kv,
+        base_urls=servers if len(servers) > 1 else (),
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
     )
     if args.json:
         print(json.dumps(summary.to_dict()))
@@ -245,6 +253,25 @@ def _eval_common() -> argparse.ArgumentParser:
     common.add_argument("--no-progress", action="store_true")
     common.add_argument(
         "--keep-kv", action="store_true", help="keep finished items' KV caches (default: freed when done)"
+    )
+    common.add_argument(
+        "--base-url",
+        action="append",
+        metavar="URL",
+        help="OpenAI-compatible endpoint for the text agents; give it several times for a pool of "
+        "servers, spread over the items (item i -> server i mod n, recorded with the item)",
+    )
+    common.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="local: item threads in this process (default); ray: Ray actors (pip install 'masgraph[ray]')",
+    )
+    common.add_argument(
+        "--workers", type=at_least(1), default=1, help="Ray workers, each with its own model (one per GPU)"
+    )
+    common.add_argument(
+        "--address", help="Ray cluster to join ('auto': the one `ray start` set up here); default: start one"
     )
     return common
 

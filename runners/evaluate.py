@@ -1,13 +1,15 @@
 """Evaluation with resume: one checkpointed graph thread per item, results in the run store.
 
-Resume rules: items the run store holds as done are skipped; an item whose thread stopped
-mid-graph continues from its last checkpoint (`invoke(None)`); an item whose graph finished but
-was not yet recorded is recorded from its final checkpoint without re-running anything.
-`(run_id, item_id)` is unique in the store, so nothing is ever recorded twice.
+The driver side: load and check everything, open the run, hand the pending items to an executor,
+summarize. Items the run store holds as done are skipped; how one item is claimed, run or resumed
+and recorded is `runners.item_runner` (the same for every executor).
 
-Several processes may work on one run (the same `--run-id`, or workers sharing it): each item is
-claimed with a lease before its graph runs (`storage.leases`), so one process runs it and the
-others wait until it is recorded; a killed process's items are taken over once its leases lapse.
+Executors: "local" (the default) runs the items on a thread pool of this process, with one model
+backend and its micro-batcher; "ray" runs them on Ray actors (`runners.ray_executor`), each a
+worker like this process. Several processes may work on one run at once (the same `--run-id`):
+each item is claimed with a lease before its graph runs (`storage.leases`), so one of them runs
+it and the others wait until it is recorded; a killed process's items are taken over once its
+leases lapse.
 """
 
 from __future__ import annotations
@@ -15,22 +17,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-import traceback
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from latent_backend.batching import MicroBatcher
-from runners.methods import EvalMethod, Outcome, get_method
-from runners.thread_space import eval_metadata
-from runners.threads import free_thread_kv
-from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
+from runners.item_runner import ItemRunner, RunSpec, item_runner
+from runners.methods import get_method
 from storage.leases import lease_seconds, new_owner
 from storage.paths import default_db
 from storage.run_store import RunStore
-from tasks import Task, TaskError, TaskItem, get_task, load_items
+from tasks import TaskError, TaskItem, get_task, load_items
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +71,27 @@ def evaluate(
     progress: bool = True,
     keep_kv: bool = False,
     reference: str | None = None,
+    base_urls: Sequence[str] = (),
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
 ) -> EvalSummary:
     """Run (or resume, or join) an evaluation; returns the summary over every item of the run.
 
     Everything that can be checked is checked before the run is stored: the options, the data,
-    the database, the models (they are loaded) and whether the agents fit the model's context.
-    Items are claimed with leases, so another process may work on the same run at the same time:
-    each item is run by one of them, and each waits until the other's items are recorded.
+    the database, the models (they are loaded, by every worker) and whether the agents fit the
+    model's context. Items are claimed with leases, so another process may work on the same run at
+    the same time: each item is run by one of them, and each waits until the other's items are
+    recorded. `base_urls`: a pool of OpenAI-compatible servers for the text agents (replaces the
+    `base_url` option). `executor="ray"`: `workers` Ray actors (`address`: the cluster's; None
+    starts a local one) run the items.
     """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of: {', '.join(EXECUTORS)}")
+    if executor == "local" and (workers != 1 or address is not None):
+        raise ValueError("--workers and --address are for --executor ray")
     method = get_method(method_name)
-    task_obj = get_task(task)  # fail fast on an unknown task, before anything is stored
+    get_task(task)  # fail fast on an unknown task, before anything is stored
     items = load_items(data, task=task, limit=limit, reference=reference)
     if not items:
         raise TaskError(
@@ -90,49 +99,111 @@ def evaluate(
         )
     db = db or default_db()
     options = dict(options or {})
-    context = method.context(options, task=task, db=db)
-    task_obj = method.task_for_run(task, context)  # graded by the run's rules (lenient or reference)
+    if base_urls:
+        options["base_url"] = base_urls[0]  # what the checks see; each item gets its own below
+    method.context(options, task=task, db=db)  # bad options fail here, before a worker starts
     store = RunStore(db)
-    method.prepare(context, items, task_obj)
-    graph = compile_with_saver(method.build_graph(), db, name=method_name)
-    batcher = _local_batcher(options)
-    run_id = run_id or new_run_id(method_name, task)
-    store.open_run(run_id, method=method_name, task=task, data=data, options=options, total_items=len(items))
-    owner = new_owner()
-    runner = _ItemRunner(graph, method, context, task_obj, store, run_id, db, keep_kv, batcher, owner)
-    if batcher is not None:
-        batcher.configure(max_batch=batch_size)
-    done = store.finished_item_ids(run_id)
-    pending = [(position, item) for position, item in enumerate(items) if item.id not in done]
+    spec = RunSpec(
+        method=method_name,
+        task=task,
+        options=options,
+        db=db,
+        run_id=run_id or new_run_id(method_name, task),
+        keep_kv=keep_kv,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        base_urls=tuple(base_urls),
+    )
+    pool = _executor(spec, items, executor, workers, address)
+    try:
+        return _evaluate(spec, store, items, pool, data=data, progress=progress)
+    finally:
+        pool.close()
 
+
+def _evaluate(
+    spec: RunSpec, store: RunStore, items: list[TaskItem], pool: Executor, *, data: str, progress: bool
+) -> EvalSummary:
+    stored_options = {**spec.options, **({"base_url": list(spec.base_urls)} if spec.base_urls else {})}
+    store.open_run(
+        spec.run_id,
+        method=spec.method,
+        task=spec.task,
+        data=data,
+        options=stored_options,
+        total_items=len(items),
+    )
+    done = store.finished_item_ids(spec.run_id)
+    pending = [(position, item) for position, item in enumerate(items) if item.id not in done]
+    started = time.perf_counter()
     bar = _progress(
-        total=len(items), initial=len(items) - len(pending), enabled=progress, desc=f"{method_name}/{task}"
+        total=len(items),
+        initial=len(items) - len(pending),
+        enabled=progress,
+        desc=f"{spec.method}/{spec.task}",
     )
     try:
-        with store.lease_keeper(owner):
-            _run_items(runner, pending, workers=max(1, batch_size, concurrency or 1), bar=bar)
+        pool.run(pending, bar)
     except BaseException as exc:
         # Ctrl-C or a crash: what is recorded stays, --run-id resumes the rest. The run is
         # "running" still while another process works on it.
         with contextlib.suppress(Exception):  # never mask the error that stopped the run
-            if not store.live_owners(run_id) - {owner}:
-                store.set_status(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+            if not store.live_owners(spec.run_id) - pool.owners():
+                status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                store.set_status(spec.run_id, status)
         raise
     finally:
         bar.close()
     summary = summarize(
         store,
-        run_id,
-        method_name,
-        task,
-        seconds=time.perf_counter() - runner.started,
+        spec.run_id,
+        spec.method,
+        spec.task,
+        seconds=time.perf_counter() - started,
         skipped=len(items) - len(pending),
     )
-    store.finish_run(run_id, "completed", _metrics(summary))
+    store.finish_run(spec.run_id, "completed", _metrics(summary))
     return summary
 
 
-def _run_items(runner: _ItemRunner, pending: list[tuple[int, TaskItem]], *, workers: int, bar: Any) -> None:
+EXECUTORS = ("local", "ray")
+
+
+class Executor(Protocol):
+    def run(self, pending: list[tuple[int, TaskItem]], bar: Any) -> None: ...
+    def owners(self) -> set[str]: ...
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """The items on a thread pool of this process (one model backend, one micro-batcher)."""
+
+    def __init__(self, spec: RunSpec, items: Sequence[TaskItem]) -> None:
+        self.spec, self.owner = spec, new_owner()
+        self.runner = item_runner(spec, items, self.owner)
+
+    def run(self, pending: list[tuple[int, TaskItem]], bar: Any) -> None:
+        with self.runner.store.lease_keeper(self.owner):
+            _run_items(self.runner, pending, workers=self.spec.in_flight, bar=bar)
+
+    def owners(self) -> set[str]:
+        return {self.owner}
+
+    def close(self) -> None:
+        pass
+
+
+def _executor(
+    spec: RunSpec, items: Sequence[TaskItem], kind: str, workers: int, address: str | None
+) -> Executor:
+    if kind == "ray":
+        from runners.ray_executor import RayExecutor
+
+        return RayExecutor(spec, items, workers=workers, address=address)
+    return LocalExecutor(spec, items)
+
+
+def _run_items(runner: ItemRunner, pending: list[tuple[int, TaskItem]], *, workers: int, bar: Any) -> None:
     """Run the pending items on a thread pool; items another process holds are tried again until
     that process has recorded them (or died, and its leases expired)."""
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="item")
@@ -155,104 +226,6 @@ def _run_items(runner: _ItemRunner, pending: list[tuple[int, TaskItem]], *, work
         raise
     finally:
         pool.shutdown(wait=True)
-
-
-def _local_batcher(options: dict[str, Any]) -> MicroBatcher | None:
-    """The embedded/local model's micro-batcher, when this run's agents call the local backend."""
-    from nodes.chat_models import LOCAL_PREFIX, ChatModelConfig, is_registered
-
-    if options.get("base_url") or is_registered(options.get("model")):
-        return None
-    from latent_backend.registry import DEFAULT_BACKEND, get_backend
-
-    # Text methods name the local model "local" / "local:<ref>", LatentMAS by its bare reference.
-    model_ref = ChatModelConfig(model=options.get("model") or LOCAL_PREFIX).local_model_ref
-    return get_backend(model_ref, options.get("backend") or DEFAULT_BACKEND).batcher
-
-
-@dataclass
-class _ItemRunner:
-    """Runs one item's graph thread and records its outcome (called from the item thread pool)."""
-
-    graph: Any
-    method: EvalMethod
-    context: Any
-    task: Task
-    store: RunStore
-    run_id: str
-    db: str
-    keep_kv: bool
-    batcher: MicroBatcher | None
-    owner: str  # the name this evaluation claims items under
-    started: float = field(default_factory=time.perf_counter)
-    since: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def run(self, position: int, item: TaskItem) -> str:
-        """ "recorded" (run here), "skipped" (another process recorded it meanwhile), or "busy"."""
-        if not self.store.claim_item(self.run_id, item.id, self.owner):
-            return "busy"
-        if self._recorded_elsewhere(item):
-            self.store.release_item(self.run_id, item.id, self.owner)
-            return "skipped"
-        # While this thread works on its item, the batcher waits for it before running a batch.
-        with self.batcher.participant() if self.batcher is not None else contextlib.nullcontext():
-            self._run(position, item)
-        return "recorded"
-
-    def _recorded_elsewhere(self, item: TaskItem) -> bool:
-        """Done, or failed while this evaluation ran: another process took care of it."""
-        status = self.store.item_status(self.run_id, item.id)
-        if status is None:
-            return False
-        state, finished = status
-        finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
-        return state == "done" or finished >= self.since
-
-    def _run(self, position: int, item: TaskItem) -> None:
-        graph, thread_id = self.graph, self.store.item_thread(self.run_id, item.id)
-        config = {**thread_config(thread_id), "metadata": eval_metadata(self.run_id, item.id)}
-        started = time.perf_counter()
-        try:
-            snapshot = graph.get_state(config)
-            if snapshot.next:  # stopped mid-graph: continue from the last checkpoint
-                state = graph.invoke(None, config, context=self.context, durability=RUN_DURABILITY)
-            elif snapshot.values and snapshot.metadata and snapshot.metadata.get("step", -1) >= 0:
-                state = snapshot.values  # the graph finished before the crash; only the record is missing
-            else:
-                payload = self.method.make_input(item, self.task, self.context)
-                state = graph.invoke(payload, config, context=self.context, durability=RUN_DURABILITY)
-            if graph.get_state(config).next:
-                raise RuntimeError("the graph stopped at an interrupt; evaluations cannot wait for a person")
-            outcome = self.method.outcome(item, state, self.task)
-            steps = list(state.get("trace") or [])
-        except Exception as exc:  # a failing item fails alone; the run goes on and resume retries it
-            log.debug("item %s failed:\n%s", item.id, traceback.format_exc())
-            outcome = Outcome(prediction=None, correct=False, error=f"{type(exc).__name__}: {exc}")
-            steps = _partial_trace(graph, config)
-        self.store.record_item(
-            self.run_id,
-            item_id=item.id,
-            position=position,
-            group=item.group,
-            question=item.question,
-            gold=item.gold,
-            prediction=outcome.prediction,
-            correct=outcome.correct,
-            record=outcome.record,
-            steps=steps,
-            seconds=time.perf_counter() - started,
-            error=outcome.error,
-            owner=self.owner,
-        )
-        if not self.keep_kv and outcome.error is None:  # the item is done: free its caches
-            free_thread_kv(thread_id, self.db, getattr(self.context, "kv_dir", None))
-
-
-def _partial_trace(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        return list(graph.get_state(config).values.get("trace") or [])
-    except Exception:  # the trace is a courtesy on failure; never mask the item's own error
-        return []
 
 
 def summarize(

@@ -146,6 +146,10 @@ class RunStore:
         with self.session() as session, session.begin():
             leases.release(session, run_id, item_id, owner)
 
+    def release_owner(self, owner: str) -> None:
+        """Free every lease `owner` holds (a worker known to be dead: its items may run elsewhere now)."""
+        leases.release_all(self._sessions, owner)
+
     def lease_keeper(self, owner: str, ttl: float | None = None) -> leases.LeaseKeeper:
         """Keeps `owner`'s leases alive while it works (a context manager); releases them at exit."""
         return leases.LeaseKeeper(self._sessions, owner, ttl or leases.lease_seconds())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from storage.run_store import RunStore
+from tests.db_kinds import DB_KINDS, checkpoints_per_thread, database
 from tests.fake_endpoint import FakeEndpoint
 
 pytestmark = pytest.mark.slow
@@ -66,21 +66,10 @@ def calls_per_question(endpoint: FakeEndpoint) -> dict[str, int]:
     return {q: sum(n for text, n in endpoint.calls.items() if q in text) for q in QUESTIONS}
 
 
-def checkpoints_per_thread(db: str) -> dict[str, int]:
-    query = "SELECT thread_id, COUNT(*) FROM checkpoints WHERE checkpoint_ns = '' GROUP BY thread_id"
-    if db.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(db) as conn:
-            return dict(conn.execute(query).fetchall())
-    with sqlite3.connect(db) as conn:
-        return dict(conn.execute(query).fetchall())
-
-
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", DB_KINDS)
 def test_two_evals_on_a_fresh_database_and_the_same_run_do_each_item_once(tmp_path, request, kind):
     data = data_file(tmp_path)
-    db = str(tmp_path / "fresh.db") if kind == "sqlite" else request.getfixturevalue("postgres_db")
+    db = database(kind, tmp_path, request, "fresh.db")
     with FakeEndpoint(delay=0.2) as endpoint:
         first = start_eval(endpoint, data, db, "--run-id", "shared")
         second = start_eval(endpoint, data, db, "--run-id", "shared")

@@ -6,6 +6,7 @@ import pytest
 
 from nodes.chat_models import register_chat_model
 from runners import evaluate as evaluation
+from runners.item_runner import ItemRunner
 from storage.run_store import RunStore
 from tests.fakes import ScriptedChatModel
 
@@ -24,14 +25,14 @@ def test_a_stopped_run_is_marked_and_resumes(tmp_path, data, monkeypatch, error,
     register_chat_model("fake-status", ScriptedChatModel(lambda messages: "\\boxed{2}"))
     db = str(tmp_path / "runs.db")
     options = {"model": "fake-status"}
-    original = evaluation._ItemRunner._run
+    original = ItemRunner._run
 
     def stop_at_last(self, position, item):
         if position == 1:
             raise error("stopped")
         return original(self, position, item)
 
-    monkeypatch.setattr(evaluation._ItemRunner, "_run", stop_at_last)
+    monkeypatch.setattr(ItemRunner, "_run", stop_at_last)
     with pytest.raises(error):
         evaluation.evaluate(
             "baseline", task="gsm8k", data=data, run_id="r", db=db, options=options, progress=False
@@ -39,7 +40,7 @@ def test_a_stopped_run_is_marked_and_resumes(tmp_path, data, monkeypatch, error,
     store = RunStore(db)
     assert store.get_run("r").status == status
     assert store.live_owners("r") == set()  # its leases were released
-    monkeypatch.setattr(evaluation._ItemRunner, "_run", original)
+    monkeypatch.setattr(ItemRunner, "_run", original)
     summary = evaluation.evaluate("baseline", task="gsm8k", data=data, run_id="r", db=db, options=options,
                                   progress=False)  # fmt: skip
     assert (summary.n, summary.correct, summary.skipped) == (3, 1, 2)
