@@ -45,6 +45,12 @@ from tasks import TaskItem
 log = logging.getLogger(__name__)
 RAY_EXTRA = "the ray executor needs the extra: pip install 'masgraph[ray]'"
 CLOSE_SECONDS = 30.0
+# Ray forwards the workers' output to the driver: no model-loading bars or notices there.
+WORKER_ENV = {
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 class ItemWorker:
@@ -57,9 +63,6 @@ class ItemWorker:
 
     def prepare(self, items: list[TaskItem]) -> str:
         """Load the models and check the agents fit them (errors go to the driver); the owner name."""
-        import os
-
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         self.runner = item_runner(self.spec, items, self.owner)
         self.keeper = self.runner.store.lease_keeper(self.owner)
         self.keeper.__enter__()
@@ -105,7 +108,9 @@ class RayExecutor:
                 "hosts: give them a shared postgresql:// database (--db)"
             )
         placement = _placement(self.ray.cluster_resources(), count, gpu=_uses_local_model(self.spec))
-        actor = self.ray.remote(ItemWorker).options(max_concurrency=self.spec.in_flight + 1, **placement)
+        actor = self.ray.remote(ItemWorker).options(
+            max_concurrency=self.spec.in_flight + 1, runtime_env={"env_vars": WORKER_ENV}, **placement
+        )
         self.workers = [actor.remote(self.spec) for _ in range(count)]
         self.alive = set(range(count))
         shared_items = self.ray.put(list(items))
