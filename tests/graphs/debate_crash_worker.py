@@ -6,6 +6,9 @@ Every model call appends "<role> <round>" to the calls log (flushed and fsynced 
 returned). `--die-at role:n` SIGKILLs this process inside that call, after logging it, the way a
 crash would. `--resume` continues the thread with `invoke(None, config)`. The final state is
 written to `--out` as JSON.
+
+As a plugin (`MASGRAPH_PLUGINS=tests.graphs.debate_crash_worker`, with $MASGRAPH_CRASH_LOG and
+optionally $MASGRAPH_CRASH_AT) it registers the same players for `masgraph run` / `masgraph resume`.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from nodes.debate.state import debate_input
 from storage.checkpoints import RUN_DURABILITY, compile_with_saver, thread_config
 from tests.fakes import ScriptedChatModel
 
+LOG_ENV, DIE_AT_ENV = "MASGRAPH_CRASH_LOG", "MASGRAPH_CRASH_AT"
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
 TOPIC = "Is 0.999... equal to 1?"
 
@@ -103,3 +107,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+elif os.environ.get(LOG_ENV):  # imported as a plugin by the CLI
+    register_models(Path(os.environ[LOG_ENV]), os.environ.get(DIE_AT_ENV))

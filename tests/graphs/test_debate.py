@@ -26,6 +26,7 @@ from nodes.chat_models import register_chat_model
 from nodes.debate.prompts import fill
 from nodes.debate.state import debate_input
 from nodes.debate.verdicts import judge_schema, moderator_schema
+from tests.db_kinds import DB_KINDS, database
 from tests.fakes import ScriptedChatModel
 
 ROLES = ("base", "affirmative", "negative", "moderator", "judge")
@@ -593,17 +594,17 @@ def test_routing_without_a_context_uses_the_defaults() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Resume after a real crash (SIGKILL of a separate process, SQLite saver, durability="sync")
+# Resume after a real crash (SIGKILL of a separate process, durability="sync"), SQLite and PostgreSQL
 # --------------------------------------------------------------------------------------------
 
 
-def _worker(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _worker(tmp_path: Path, db: str, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
     args = [
         sys.executable,
         "-m",
         "tests.graphs.debate_crash_worker",
         "--db",
-        str(tmp_path / f"{name}.db"),
+        db,
         "--log",
         str(tmp_path / f"{name}.log"),
         "--thread",
@@ -616,29 +617,71 @@ def _worker(tmp_path: Path, name: str, *extra: str) -> subprocess.CompletedProce
     return subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.slow
-def test_resume_after_sigkill_repeats_no_finished_turn(tmp_path: Path) -> None:
+def _cli(tmp_path: Path, name: str, *args: str, die_at: str = "") -> subprocess.CompletedProcess[str]:
+    """`masgraph ARGS` with the crash worker's scripted players as a plugin, logging to NAME.log."""
+    from tests.graphs.debate_crash_worker import DIE_AT_ENV, LOG_ENV
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MASGRAPH_PLUGINS": "tests.graphs.debate_crash_worker",
+           LOG_ENV: str(tmp_path / f"{name}.log"), DIE_AT_ENV: die_at}  # fmt: skip
+    command = [sys.executable, "-m", "runners.cli", *args, "--json"]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _assert_resumed_like_clean(tmp_path: Path, clean: dict[str, Any], final: dict[str, Any], name: str,
+                               before: list[str]) -> None:  # fmt: skip
     from tests.graphs.debate_crash_worker import comparable
 
-    reference = _worker(tmp_path, "clean")
-    assert reference.returncode == 0, reference.stderr
     clean_calls = (tmp_path / "clean.log").read_text().splitlines()
+    calls = (tmp_path / f"{name}.log").read_text().splitlines()
+    after = calls[len(before) :]
+    assert after[0] == "negative 2"  # only the interrupted call is made again
+    assert len(calls) == len(clean_calls) + 1
+    assert before + after[1:] == clean_calls
+    assert comparable(final) == comparable(clean)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_resume_after_sigkill_repeats_no_finished_turn(tmp_path: Path, request, kind) -> None:
+    db = database(kind, tmp_path, request, "debate.db")  # one database, a thread per run
+    reference = _worker(tmp_path, db, "clean")
+    assert reference.returncode == 0, reference.stderr
     clean = json.loads((tmp_path / "clean.json").read_text())
     assert clean["record"]["rounds"] == 3 and clean["record"]["decided_by"] == "moderator"
 
-    crashed = _worker(tmp_path, "crash", "--die-at", "negative:2")
+    crashed = _worker(tmp_path, db, "crash", "--die-at", "negative:2")
     assert crashed.returncode == -9, crashed.stderr  # SIGKILL inside the round-2 negative call
     assert not (tmp_path / "crash.json").exists()
     before = (tmp_path / "crash.log").read_text().splitlines()
     assert before[-1] == "negative 2"
 
-    resumed = _worker(tmp_path, "crash", "--resume")
+    resumed = _worker(tmp_path, db, "crash", "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    calls = (tmp_path / "crash.log").read_text().splitlines()
-    after = calls[len(before) :]
-    assert after[0] == "negative 2"  # only the interrupted call is made again
-    assert len(calls) == len(clean_calls) + 1
-    assert before + after[1:] == clean_calls
-
     final = json.loads((tmp_path / "crash.json").read_text())
-    assert comparable(final) == comparable(clean)
+    _assert_resumed_like_clean(tmp_path, clean, final, "crash", before)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_masgraph_resume_after_sigkill_of_masgraph_run(tmp_path: Path, request, kind) -> None:
+    """The same crash through the CLI: `masgraph run debate` killed mid-debate, `masgraph resume`."""
+    from graphs.debate import build_graph as build_debate
+    from storage.checkpoints import compile_with_saver, thread_config
+    from tests.graphs.debate_crash_worker import ROLES, TOPIC
+
+    db = database(kind, tmp_path, request, "cli.db")
+    assert _worker(tmp_path, str(tmp_path / "clean.db"), "clean").returncode == 0
+    clean = json.loads((tmp_path / "clean.json").read_text())
+    thread = str(uuid.uuid4())
+    players = [flag for role in ROLES for flag in (f"--{role}-model", f"crash-{role}")]
+    run = ["run", "debate", "--topic", TOPIC, "--max-rounds", "3", *players, "--thread", thread, "--db", db]
+    crashed = _cli(tmp_path, "cli", *run, die_at="negative:2")
+    assert crashed.returncode == -9, crashed.stderr
+    before = (tmp_path / "cli.log").read_text().splitlines()
+    assert before[-1] == "negative 2"
+
+    resumed = _cli(tmp_path, "cli", "resume", "--thread", thread, "--db", db)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "done"
+    final = compile_with_saver(build_debate(), db).get_state(thread_config(thread)).values
+    _assert_resumed_like_clean(tmp_path, clean, final, "cli", before)
