@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-postgres test-server test-llamacpp llamacpp studio lint bench install sandbox-tools clean
+.PHONY: demo test test-postgres test-server test-llamacpp llamacpp test-ray studio lint bench install sandbox-tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,13 +29,19 @@ install: $(STAMP) sandbox-tools
 demo: install
 	$(BIN)/masgraph demo
 
-# Tests marked `postgres` (the Studio server and the savers on a throwaway PostgreSQL; over a minute
-# together) run in `make test-postgres`; they skip without the PostgreSQL server programs.
+# Tests marked `postgres` (the Studio server, the savers, eval/debate kill -9 and resume, runs
+# commands on a throwaway PostgreSQL; minutes together) run in `make test-postgres`; they skip without
+# the PostgreSQL server programs. Tests marked `ray` (a local Ray cluster, workers killed mid-run; a
+# few minutes) run in `make test-ray`; they skip without the ray extra.
 test: install
-	$(BIN)/python -m pytest -q -m "not postgres and not server and not llamacpp"
+	$(BIN)/python -m pytest -q -m "not postgres and not server and not llamacpp and not ray"
 
 test-postgres: install
-	$(BIN)/python -m pytest -q -m postgres
+	$(BIN)/python -m pytest -q -m "postgres and not ray"
+
+test-ray: install
+	$(BIN)/pip install --quiet -e '.[ray]'
+	$(BIN)/python -m pytest -q -m ray
 
 # Structured replies against a real OpenAI-compatible server (llama-cpp-python's, on the embedded GGUF).
 # The first run builds llama.cpp from source: several minutes.

@@ -6,6 +6,7 @@ import pytest
 
 from runners.cli import main
 from storage.run_store import RunStore
+from tests.db_kinds import DB_KINDS, checkpoints_per_thread, database
 
 
 def test_unknown_task_is_a_clear_error_and_stores_nothing(tmp_path, capsys):
@@ -26,7 +27,8 @@ def test_malformed_data_line_names_file_and_line(tmp_path, capsys):
     assert code == 2 and "bad.jsonl" in err and "line 2" in err
 
 
-def test_runs_show_and_export_a_fake_run(tmp_path, capsys):
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_runs_list_show_export_and_delete_a_fake_run(tmp_path, capsys, request, kind):
     from nodes.chat_models import register_chat_model
     from tests.fakes import ScriptedChatModel
 
@@ -35,7 +37,7 @@ def test_runs_show_and_export_a_fake_run(tmp_path, capsys):
     data.write_text(
         '{"id": "a", "question": "2+2?", "answer": "4"}\n{"id": "b", "question": "1+1?", "answer": "2"}\n'
     )
-    db = str(tmp_path / "runs.db")
+    db = database(kind, tmp_path, request, "runs.db")
     assert (
         main(
             [
@@ -78,7 +80,17 @@ def test_runs_show_and_export_a_fake_run(tmp_path, capsys):
         ("b", "4", False),
     ]
     assert rows[0]["steps"][0]["agent"] == "baseline"
+    assert main(["runs", "--db", db, "show", "r1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["status"], shown["n"], shown["correct"], shown["total_items"]) == ("completed", 2, 1, 2)
     assert main(["runs", "--db", db, "show", "no-such-run"]) == 2
+    threads = RunStore(db).item_threads("r1")
+    assert len(threads) == 2 and set(threads) <= set(checkpoints_per_thread(db))
+    assert main(["runs", "--db", db, "delete", "r1"]) == 0
+    assert main(["runs", "--db", db, "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert not set(threads) & set(checkpoints_per_thread(db))  # its checkpoints went with it
+    assert main(["runs", "--db", db, "show", "r1"]) == 2
 
 
 @pytest.mark.model

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import time
 import pytest
 
 from storage.run_store import RunStore, item_thread_id
+from tests.db_kinds import DB_KINDS, checkpoints_per_thread, database, query
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -45,19 +45,14 @@ def eval_command(data: str, db: str, run_id: str) -> list[str]:
 
 
 def checkpoints_of(db: str, thread_id: str) -> int:
-    try:
-        with sqlite3.connect(db, timeout=30) as conn:
-            return conn.execute(
-                "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (thread_id,)
-            ).fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return checkpoints_per_thread(db).get(thread_id, 0)
 
 
-def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path):
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path, request, kind):
     data = tmp_path / "items.jsonl"
     data.write_text("\n".join(json.dumps(item) for item in ITEMS) + "\n")
-    db = str(tmp_path / "eval.db")
+    db = database(kind, tmp_path, request, "eval.db")
 
     reference = subprocess.run(
         eval_command(str(data), db, "reference"), capture_output=True, text=True, check=True
@@ -89,8 +84,5 @@ def test_killed_eval_resumes_without_losing_or_duplicating_items(tmp_path):
     crashy = {row.item_id: row.prediction for row in store.items("crashy")}
     expected = {row.item_id: row.prediction for row in store.items("reference")}
     assert crashy == expected
-    with sqlite3.connect(db) as conn:
-        counts = conn.execute(
-            "SELECT item_id, COUNT(*) FROM mg_items WHERE run_id='crashy' GROUP BY item_id"
-        ).fetchall()
+    counts = query(db, "SELECT item_id, COUNT(*) FROM mg_items WHERE run_id = ? GROUP BY item_id", "crashy")
     assert sorted(counts) == [(item["id"], 1) for item in ITEMS]

@@ -19,7 +19,7 @@ from storage.run_store import RunStore, item_thread_id
 from tests.db_kinds import DB_KINDS, checkpoints_per_thread, database, query
 from tests.fake_endpoint import FakeEndpoint, arithmetic_reply, sum_items
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 CALLS_PER_ITEM = 4  # text_mas, sequential: planner, critic, refiner, judger
 
 
