@@ -3,7 +3,9 @@
 Resume rules: an item whose thread stopped mid-graph continues from its last checkpoint
 (`invoke(None)`); an item whose graph finished but was not yet recorded is recorded from its final
 checkpoint without re-running anything. An item is claimed with a lease first (`storage.leases`),
-and the lease is released in the transaction that records it; `(run_id, item_id)` is unique in the
+and the lease is released in the transaction that records it (here, or by a Ray driver that got
+the record from its worker: `ItemRunner.compute`); a finished item's KV entries are freed before
+its record is written (a crash in between records it from its final checkpoint, no KV needed); `(run_id, item_id)` is unique in the
 store and a done item is never recorded again, so no item is recorded twice, whichever worker
 (a thread of this process, another `masgraph eval`, a Ray actor) runs it.
 
@@ -34,6 +36,7 @@ from storage.run_store import RunStore
 from tasks import Task, TaskItem
 
 log = logging.getLogger(__name__)
+ItemRecord = dict[str, Any]  # one finished item: the keyword arguments of RunStore.record_item
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,15 @@ class ItemRunner:
 
     def run(self, position: int, item: TaskItem) -> str:
         """ "recorded" (run here), "skipped" (another process recorded it meanwhile), or "busy"."""
+        result = self.compute(position, item)
+        if isinstance(result, str):
+            return result
+        self.store.record_item(self.run_id, **result)
+        return "recorded"
+
+    def compute(self, position: int, item: TaskItem) -> ItemRecord | str:
+        """Claim the item and run or resume its graph: its record (`RunStore.record_item`'s keywords;
+        recording it releases this worker's lease), or "skipped" / "busy" as `run` says."""
         if not self.store.claim_item(self.run_id, item.id, self.owner):
             return "busy"
         if self._recorded_elsewhere(item):
@@ -112,8 +124,7 @@ class ItemRunner:
             return "skipped"
         # While this thread works on its item, the batcher waits for it before running a batch.
         with self.batcher.participant() if self.batcher is not None else contextlib.nullcontext():
-            self._run(position, item)
-        return "recorded"
+            return self._run(position, item)
 
     def _context_for(self, position: int) -> tuple[Any, str | None]:
         """The run's context, its `base_url` replaced by the pool's server for this item (if any)."""
@@ -131,7 +142,7 @@ class ItemRunner:
         finished = finished if finished.tzinfo else finished.replace(tzinfo=UTC)
         return state == "done" or finished >= self.since
 
-    def _run(self, position: int, item: TaskItem) -> None:
+    def _run(self, position: int, item: TaskItem) -> ItemRecord:
         graph, thread_id = self.graph, self.store.item_thread(self.run_id, item.id)
         config = {**thread_config(thread_id), "metadata": eval_metadata(self.run_id, item.id)}
         context, server = self._context_for(position)
@@ -153,23 +164,22 @@ class ItemRunner:
             log.debug("item %s failed:\n%s", item.id, traceback.format_exc())
             outcome = Outcome(prediction=None, correct=False, error=f"{type(exc).__name__}: {exc}")
             steps = _partial_trace(graph, config)
-        self.store.record_item(
-            self.run_id,
-            item_id=item.id,
-            position=position,
-            group=item.group,
-            question=item.question,
-            gold=item.gold,
-            prediction=outcome.prediction,
-            correct=outcome.correct,
-            record=outcome.record if server is None else {**outcome.record, "base_url": mask_url(server)},
-            steps=steps,
-            seconds=time.perf_counter() - started,
-            error=outcome.error,
-            owner=self.owner,
-        )
         if not self.keep_kv and outcome.error is None:  # the item is done: free its caches
             free_thread_kv(thread_id, self.db, getattr(self.context, "kv_dir", None))
+        return {
+            "item_id": item.id,
+            "position": position,
+            "group": item.group,
+            "question": item.question,
+            "gold": item.gold,
+            "prediction": outcome.prediction,
+            "correct": outcome.correct,
+            "record": outcome.record if server is None else {**outcome.record, "base_url": mask_url(server)},
+            "steps": steps,
+            "seconds": time.perf_counter() - started,
+            "error": outcome.error,
+            "owner": self.owner,
+        }
 
 
 def _partial_trace(graph: Any, config: dict[str, Any]) -> list[dict[str, Any]]:

@@ -2,18 +2,18 @@
 
 What runs where. The driver (the `masgraph eval --executor ray` process) loads the items, checks
 the options, opens the run, feeds the items to the workers, shows the one progress bar and writes
-the summary. Each worker is a Ray actor: it builds the graph, its checkpointer and its model
+the run store (the run, each item's record, the summary). Each worker is a Ray actor: it builds the graph, its checkpointer and its model
 backend once (`num_gpus=1` on a cluster with GPUs, so one worker per GPU; on CPUs the cluster's
 CPUs are shared out), and runs up to `RunSpec.in_flight` items at once on its own threads, whose
 model calls its own micro-batcher batches together.
 
-Who records. Each worker records its items in the shared run store itself, through the item
-leases (`storage.leases`) that already let any number of processes share one run: a worker claims
-an item before its graph runs and releases the claim in the transaction that records it. So an
-outcome is written where it was computed, with no second hop through the driver in which it could
-be lost; the driver holds nothing that must outlive it; and a Ray run and a plain `masgraph eval
---run-id` can work on the same run together. No item is recorded twice: `(run_id, item_id)` is
-unique, and a done item is never recorded again (`RunStore.record_item`).
+Who records. The driver: a worker claims an item with a lease (`storage.leases`) before its graph
+runs, checkpoints the graph in the shared database as it goes, and returns the item's record; the
+driver writes it, releasing the worker's lease in the same transaction. An item whose worker dies
+before its record arrives is run again elsewhere, from its checkpoints (a finished graph is only
+recorded). No item is recorded twice: `(run_id, item_id)` is unique, and a done item is never
+recorded again (`RunStore.record_item`). Through the same leases, a Ray run and a plain `masgraph
+eval --run-id` can work on one run together.
 
 A dead worker (kill -9, a lost node) fails the calls it had in flight with `ActorDiedError`. Ray
 reports an actor dead once its process is gone, so the driver frees the dead worker's leases at
@@ -24,7 +24,8 @@ Dead workers are not replaced; the run fails only when none is left (`--run-id` 
 
 Shared state: checkpoints, run store and leases live in the run's database. A cluster of several
 hosts needs a postgresql:// database (a SQLite file is refused there); a SQLite file serves the
-workers of one host. LatentMAS KV caches stay in each worker's local KV store.
+workers of one host. LatentMAS KV caches stay in each worker's local KV store; a worker that
+continues another's item rebuilds the entries it lacks from their recipes (the handles in state).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from runners.item_runner import RunSpec, item_runner
+from runners.item_runner import ItemRecord, RunSpec, item_runner
 from storage.database import DatabaseError, describe
 from storage.leases import LeaseKeeper, lease_seconds, new_owner
 from storage.paths import is_url
@@ -68,8 +69,9 @@ class ItemWorker:
         self.keeper.__enter__()
         return self.owner
 
-    def run(self, position: int, item: TaskItem) -> str:
-        return self.runner.run(position, item)
+    def run(self, position: int, item: TaskItem) -> ItemRecord | str:
+        """The item's record for the driver to write, or "busy" / "skipped" (`ItemRunner.compute`)."""
+        return self.runner.compute(position, item)
 
     def close(self) -> None:
         if self.keeper is not None:
@@ -150,8 +152,10 @@ class RayExecutor:
                     continue
                 if status == "busy":
                     later.append((time.monotonic() + min(2.0, lease_seconds() / 4), position, item))
-                else:
-                    bar.update(1)
+                    continue
+                if isinstance(status, dict):
+                    self.store.record_item(self.spec.run_id, **status)
+                bar.update(1)
 
     def _lost(self, index: int, *, dead: bool) -> None:
         """Stop feeding a worker that failed a call; free its leases when Ray says it is dead (an
