@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -101,12 +102,14 @@ def main() -> int:
     parser.add_argument("--latent-steps", type=int, default=2)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    load_before = os.getloadavg()[0]
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
     try:
         head, rows = (served if args.part == "served" else latent)(args, str(folder / "bench.db"), folder)
     finally:
         ray.shutdown()
-    text = "\n".join([head, "", *table(rows)]) + "\n"
+    load = f"Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
+    text = "\n".join([head, "", *table(rows), "", load]) + "\n"
     output = Path(__file__).parent / "results" / f"ray_scaling_{args.part}.md"
     command = "    OMP_NUM_THREADS=1 python " + " ".join(sys.argv)
     output.write_text(f"# Ray scaling benchmark\n\nCommand:\n\n{command}\n\n{text}")

@@ -172,3 +172,29 @@ def test_latent_steps_that_cannot_fit_are_refused_before_any_model_work(tmp_path
     assert "latent steps fit" in one_error_line(capsys)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM mg_threads").fetchone() == (0,)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--workers", "2"], "--workers and --address are for --executor ray"),
+        (["--address", "auto"], "--workers and --address are for --executor ray"),
+        (["--executor", "ray", "--workers", "0"], "argument --workers: must be >= 1"),
+    ],
+)
+def test_ray_flags_without_the_ray_executor_are_refused(tmp_path, data, capsys, flags, message):
+    db = str(tmp_path / "x.db")
+    assert cli(["eval", "baseline", "--task", "gsm8k", "--data", data, "--db", db, *flags]) == 2
+    assert message in one_error_line(capsys)
+    assert stored_runs(db) == []
+
+
+def test_the_ray_executor_without_ray_names_the_extra(tmp_path, data, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as when it is not installed
+    db = str(tmp_path / "x.db")
+    assert cli(["eval", "baseline", "--task", "gsm8k", "--data", data, "--db", db, "--executor", "ray"]) == 2
+    assert (
+        one_error_line(capsys)
+        == "masgraph: error: the ray executor needs the extra: pip install 'masgraph[ray]'"
+    )
+    assert stored_runs(db) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -136,9 +137,47 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(ray_cluster, tmp_
     assert store.get_run("r").status == "completed" and store.live_owners("r") == set()
 
 
-def _wait_for_a_worker_mid_item(db: str, run_id: str, run: threading.Thread) -> tuple[int, set[str]]:
-    """The pid of a worker holding an item with some of its graph checkpointed, once two items are
-    recorded; and the items recorded by then."""
+@pytest.mark.model
+def test_a_latent_item_killed_with_its_worker_continues_on_another_that_rebuilds_its_kv(
+    ray_cluster, tmp_path
+):
+    """latent_mas on the embedded model, KV entries in memory only: the worker that takes over a
+    killed worker's item lacks every KV entry of it and rebuilds them from the handles' recipes."""
+    count = 4
+    data, _ = write_items(tmp_path, count)
+    db = str(tmp_path / "latent.db")
+    options = {"latent_steps": 2, "max_new_tokens": 12, "kv_persistence": "memory"}
+    common = {"task": "gsm8k", "data": data, "db": db, "options": options, "progress": False}
+    reference = evaluate("latent_mas", run_id="reference", **common).to_dict()
+    result: dict = {}
+    run = threading.Thread(
+        target=lambda: result.update(
+            evaluate("latent_mas", run_id="r", executor="ray", workers=2, **common).to_dict()
+        )
+    )
+    run.start()
+    victim, _ = _wait_for_a_worker_mid_item(db, "r", run, recorded=1)
+    os.kill(victim, signal.SIGKILL)
+    run.join(timeout=600)
+    assert not run.is_alive()
+    assert (result["n"], result["failed"], result["correct"]) == (count, 0, reference["correct"])
+    assert recorded(db, "r") == {f"q{i}": 1 for i in range(count)}
+    store = RunStore(db)
+    assert {r.item_id: r.prediction for r in store.items("r")} == {
+        r.item_id: r.prediction for r in store.items("reference")
+    }
+    # The survivor said so (its stderr, in the Ray session's logs): it rebuilt the killed item's KV.
+    logs = Path(ray_cluster._private.worker._global_node.get_logs_dir_path())
+    said = "".join(path.read_text(errors="replace") for path in logs.glob("worker-*.err"))
+    rebuilt = re.findall(r"namespace '([^']+)'\) is not at .*; rebuilding it from its recipe", said)
+    assert set(rebuilt) & set(store.item_threads("r"))
+
+
+def _wait_for_a_worker_mid_item(
+    db: str, run_id: str, run: threading.Thread, recorded: int = 2
+) -> tuple[int, set[str]]:
+    """The pid of a worker holding an item with some of its graph checkpointed, once `recorded` items
+    are recorded; and the items recorded by then."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert run.is_alive(), "the run ended before a worker could be killed"
@@ -146,7 +185,7 @@ def _wait_for_a_worker_mid_item(db: str, run_id: str, run: threading.Thread) -> 
         held = query(
             db, "SELECT item_id, owner FROM mg_leases WHERE run_id = ? AND owner IS NOT NULL", run_id
         )
-        if len(done) >= 2:
+        if len(done) >= recorded:
             counts = checkpoints_per_thread(db)
             for item_id, owner in held:
                 if counts.get(item_thread_id(run_id, item_id), 0) >= 3 and item_id not in done:
