@@ -1,7 +1,8 @@
 """Benchmark: `masgraph eval --executor ray` with 1 worker against N workers, on a local Ray cluster.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ray_scaling.py --part served --items 40 --workers 4
-    OMP_NUM_THREADS=1 .venv/bin/python bench/ray_scaling.py --part latent --items 4 --workers 2
+    OMP_NUM_THREADS=1 .venv/bin/python bench/ray_scaling.py --part latent --items 6 --workers 2
+    ... --db postgresql://...   # checkpoints and the run store on PostgreSQL instead of a SQLite file
 
 served: text_mas on `--items` "What is A + B?" items against a local fake OpenAI-compatible server
 (tests/fake_endpoint.py) that answers each request after a fixed `--delay`, so an item costs its four
@@ -9,7 +10,7 @@ sequential agent calls of waiting, as with a remote GPU server; the in-process e
 reference. latent: latent_mas on the embedded model, few items and tokens (the workers share this
 machine's CPUs). Each row: items/s over the run (workers started and models loaded before the clock
 starts), the start-up separately, and whether the predictions equal the reference's. Writes
-bench/results/ray_scaling_<part>.md.
+bench/results/ray_scaling_<part>[_postgres].md.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def served(args: argparse.Namespace, db: str, folder: Path) -> tuple[str, list[d
         rows.append(run("local, 1 item at a time", *common))
         for workers in (1, args.workers):
             rows.append(run(f"ray, {workers} worker(s)", *common, executor="ray", workers=workers))
+        rows.append(run(f"local, {args.workers} item threads", *common, concurrency=args.workers))
     head = (
         f"text_mas (4 sequential agent calls per item) on {args.items} items against the fake "
         f"OpenAI-compatible server, {args.delay} s per request; one item at a time per worker."
@@ -98,6 +100,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--delay", type=float, default=0.2, help="served: seconds per request")
     parser.add_argument("--cpus", type=int, default=2, help="the local Ray cluster's CPUs")
+    parser.add_argument("--db", help="default: a fresh SQLite file; or a postgresql:// URL")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--latent-steps", type=int, default=2)
     args = parser.parse_args()
@@ -105,12 +108,15 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
     try:
-        head, rows = (served if args.part == "served" else latent)(args, str(folder / "bench.db"), folder)
+        db = args.db or str(folder / "bench.db")
+        head, rows = (served if args.part == "served" else latent)(args, db, folder)
     finally:
         ray.shutdown()
+    head += f" Database: {'PostgreSQL' if db.startswith('postgresql') else 'SQLite'}."
     load = f"Load average (1 min) before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
     text = "\n".join([head, "", *table(rows), "", load]) + "\n"
-    output = Path(__file__).parent / "results" / f"ray_scaling_{args.part}.md"
+    suffix = "_postgres" if db.startswith("postgresql") else ""
+    output = Path(__file__).parent / "results" / f"ray_scaling_{args.part}{suffix}.md"
     command = "    OMP_NUM_THREADS=1 python " + " ".join(sys.argv)
     output.write_text(f"# Ray scaling benchmark\n\nCommand:\n\n{command}\n\n{text}")
     print(text)

@@ -31,6 +31,7 @@ continues another's item rebuilds the entries it lacks from their recipes (the h
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -57,14 +58,19 @@ WORKER_ENV = {
 class ItemWorker:
     """One worker (a Ray actor): one model backend, `in_flight` item threads, its own lease owner."""
 
-    def __init__(self, spec: RunSpec) -> None:
-        self.spec, self.owner = spec, new_owner()
+    def __init__(self, spec: RunSpec, cpus: float | None = None) -> None:
+        self.spec, self.owner, self.cpus = spec, new_owner(), cpus
         self.runner: Any = None
         self.keeper: LeaseKeeper | None = None
 
     def prepare(self, items: list[TaskItem]) -> str:
         """Load the models and check the agents fit them (errors go to the driver); the owner name."""
         self.runner = item_runner(self.spec, items, self.owner)
+        if self.cpus is not None and "torch" in sys.modules:
+            # The backend gives torch every core of the host; a worker gets its share of them.
+            import torch
+
+            torch.set_num_threads(max(1, int(self.cpus)))
         self.keeper = self.runner.store.lease_keeper(self.owner)
         self.keeper.__enter__()
         return self.owner
@@ -113,7 +119,7 @@ class RayExecutor:
         actor = self.ray.remote(ItemWorker).options(
             max_concurrency=self.spec.in_flight + 1, runtime_env={"env_vars": WORKER_ENV}, **placement
         )
-        self.workers = [actor.remote(self.spec) for _ in range(count)]
+        self.workers = [actor.remote(self.spec, placement.get("num_cpus")) for _ in range(count)]
         self.alive = set(range(count))
         shared_items = self.ray.put(list(items))
         self.owner_of = self._get([worker.prepare.remote(shared_items) for worker in self.workers])
@@ -200,7 +206,7 @@ def _uses_local_model(spec: RunSpec) -> bool:
 
 def _placement(resources: dict[str, float], workers: int, *, gpu: bool) -> dict[str, Any]:
     """Ray resources of one worker: a GPU each where the cluster has GPUs (and the agents run a local
-    model), else an equal share of the CPUs (Ray then gives torch that many threads)."""
+    model), else an equal share of the CPUs (the worker gives torch that many threads)."""
     gpus = int(resources.get("GPU", 0))
     if gpu and gpus:
         if workers > gpus:

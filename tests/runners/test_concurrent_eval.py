@@ -96,9 +96,10 @@ def test_two_evals_of_their_own_runs_on_a_fresh_database(tmp_path):
     assert calls_per_question(endpoint) == {q: 2 * CALLS_PER_ITEM for q in QUESTIONS}
 
 
-def test_a_killed_evals_items_are_taken_over_at_once_by_the_next(tmp_path):
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_a_killed_evals_items_are_taken_over_at_once_by_the_next(tmp_path, request, kind):
     """The killed process's leases would last 10 minutes; the next process sees its owner is gone."""
-    data, db = data_file(tmp_path), tmp_path / "runs.db"
+    data, db = data_file(tmp_path), database(kind, tmp_path, request, "runs.db")
     with FakeEndpoint(delay=0.3) as endpoint:
         doomed = start_eval(endpoint, data, db, "--run-id", "r", MASGRAPH_LEASE_SECONDS="600")
         deadline = time.monotonic() + 120
