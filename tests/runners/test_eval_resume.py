@@ -10,7 +10,7 @@ import time
 import pytest
 
 from storage.run_store import RunStore, item_thread_id
-from tests.db_kinds import DB_KINDS, checkpoints_per_thread, database, query
+from tests.db_kinds import DB_KINDS, database, query
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -45,7 +45,8 @@ def eval_command(data: str, db: str, run_id: str) -> list[str]:
 
 
 def checkpoints_of(db: str, thread_id: str) -> int:
-    return checkpoints_per_thread(db).get(thread_id, 0)
+    rows = query(db, "SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", thread_id)
+    return rows[0][0] if rows else 0
 
 
 @pytest.mark.parametrize("kind", DB_KINDS)
