@@ -156,8 +156,9 @@ def test_memory_budget_evicts_least_recently_used_and_counts_bytes_exactly(tmp_p
 
 def test_concurrent_readers_of_an_evicted_entry_keep_the_byte_count_exact(tmp_path, monkeypatch):
     entry = make_entry(64, layers=4)
-    KVStore(tmp_path).put("e1", "t", entry)
-    KVStore(tmp_path).flush()
+    writer = KVStore(tmp_path)
+    writer.put("e1", "t", entry)
+    writer.flush()  # on disk before the readers' store starts (it flushes its own queue only)
     store = KVStore(tmp_path, memory_budget_bytes=10 * entry.nbytes)
     real_open = kv_module.safe_open
     opened = []
