@@ -114,6 +114,8 @@ def main() -> int:
     parser.add_argument(
         "--backend", default="transformers", choices=("transformers", "llamacpp"), help="local backend"
     )
+    parser.add_argument("--base-url", help="an OpenAI-compatible server instead of the local backend")
+    parser.add_argument("--model", help="the model name to ask the server for")
     parser.add_argument("--report-only", action="store_true", help="only write the table from the store")
     parser.add_argument("--output", help="default: bench/results/structured_<method>_<task>.md")
     args = parser.parse_args()
@@ -146,7 +148,11 @@ def main() -> int:
                 options={
                     "structured_output": mode,
                     "max_new_tokens": args.max_new_tokens,
-                    "backend": args.backend,
+                    **(
+                        {"base_url": args.base_url, "model": args.model}
+                        if args.base_url
+                        else {"backend": args.backend}
+                    ),
                 },
                 progress=False,
             )
@@ -182,7 +188,8 @@ def _write(output: Path, args: argparse.Namespace, columns: dict[str, dict[str, 
         "    python " + " ".join(sys.argv),
         "",
         f"{args.limit} items of `{Path(args.data).name}`, greedy, max_new_tokens {args.max_new_tokens}, "
-        f"batch size {args.batch_size}, embedded SmolLM2-135M on the CPU ({args.backend} backend).",
+        f"batch size {args.batch_size}, embedded SmolLM2-135M on the CPU "
+        + (f"(its GGUF served by {args.base_url})." if args.base_url else f"({args.backend} backend)."),
         "",
         "| | " + " | ".join(f"structured_output={m}" for m in modes) + " |",
         "|---|" + "---|" * len(modes),
