@@ -141,8 +141,9 @@ def latent_agent(agent: str):
             latent_steps=result.latent_steps,
             kv_positions=result.handle["positions"],
             output="",
-            input=result.prompt_text or "",
         )
+        if ctx.record_inputs:
+            entry["input"] = result.prompt_text or ""
         return {"kv": result.handle, "trace": [entry]}
 
     node.__name__ = agent
@@ -186,8 +187,9 @@ def latent_judger(agent: str = "judger"):
             latent_steps=0,
             kv_positions=result.kv_positions,
             output=result.text,
-            input=result.prompt_text or "",
         )
+        if ctx.record_inputs:
+            entry["input"] = result.prompt_text or ""
         if grammar is not None:
             entry["structured"] = "grammar"
         return {"text": result.text, "answer": extract_answer(ctx, result.text), "trace": [entry]}
@@ -225,7 +227,7 @@ def text_agent(agent: str, *, final: bool = False):
         chat = _lc_messages(system, messages[-1]["content"])
         shape = answer_shape(ctx, state) if final else None
         if shape is None:
-            reply = ask(ctx.chat_config(), chat, agent=agent, role=role, record_input=True)
+            reply = ask(ctx.chat_config(), chat, agent=agent, role=role, record_input=bool(ctx.record_inputs))
         else:
             shaped = ask_structured(ctx.chat_config(), chat, shape, agent=agent, role=role)
             text = shaped.value if isinstance(shaped.value, str) else shaped.text

@@ -102,6 +102,11 @@ class MASContext(CheckedOptions):
         factory=dict,
     )
     prompts_file: str | None = option(None, "JSON file of per-role prompt template overrides.")
+    record_inputs: bool | None = option(
+        None,
+        "Keep each agent's rendered input in its trace entry (checkpointed; None: the preset's: "
+        "reference keeps it, default does not, to keep checkpoints small).",
+    )
     kv_dir: str | None = option(
         None, "Where KV caches are stored (None: beside the database the graph checkpoints to)."
     )

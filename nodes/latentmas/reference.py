@@ -24,6 +24,7 @@ REFERENCE_DEFAULTS: dict[str, Any] = {
     "temperature": 0.6,
     "top_p": 0.95,
     "system_prompt": "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+    "record_inputs": True,
 }
 DEFAULTS: dict[str, Any] = {
     "latent_steps": 10,
@@ -33,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "temperature": 0.0,
     "top_p": 0.95,
     "system_prompt": None,
+    "record_inputs": False,
 }
 
 # The prompt branches of the original, by task (its run.py accepts exactly these tasks but

@@ -164,3 +164,18 @@ def test_latent_run_records_each_agents_rendered_input_and_ids(backend):
         assert backend.tokenize(entry["input"]) == backend.render(messages) and "input_ids" not in entry
     judger = state["trace"][-1]
     assert judger["role"] == "judger" and judger["kv_positions"] == 0
+
+
+def test_the_default_preset_keeps_no_rendered_inputs_in_checkpointed_state(backend):
+    """Inputs are the reference preset's record; by default they stay out of the trace (and so of
+    every checkpoint), and asking for them brings them back."""
+    from graphs.latent_mas import build_graph
+
+    graph = build_graph().compile()
+    plain = graph.invoke({"question": GSM8K_QUESTION}, context=MASContext(task="gsm8k", max_new_tokens=4))
+    kept = graph.invoke(
+        {"question": GSM8K_QUESTION}, context=MASContext(task="gsm8k", max_new_tokens=4, record_inputs=True)
+    )
+    assert [e["agent"] for e in plain["trace"]] == ["planner", "critic", "refiner", "judger"]
+    assert not any("input" in entry for entry in plain["trace"])
+    assert all(entry["input"] for entry in kept["trace"])
