@@ -101,6 +101,11 @@ class XGrammarMatcher:
     def is_accepting(self) -> bool:
         return bool(self.matcher.is_completed())
 
+    def after(self, token: int) -> None:
+        """No look-ahead copy here (xgrammar matchers roll back instead of forking): the closing
+        search of a row's last tokens is skipped for this engine."""
+        return None
+
 
 class XGrammarCompiler:
     name = "xgrammar"
