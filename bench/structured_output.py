@@ -130,9 +130,8 @@ def main() -> int:
         db = args.db.format(mode=mode)
         Path(db).parent.mkdir(parents=True, exist_ok=True)
         store = RunStore(db)
-        run_id = (
-            f"structured-{args.method}-{args.task}-{mode}-n{args.limit}-t{args.max_new_tokens}-{args.backend}"
-        )
+        where = "server" if args.base_url else args.backend
+        run_id = f"structured-{args.method}-{args.task}-{mode}-n{args.limit}-t{args.max_new_tokens}-{where}"
         load_before = os.getloadavg()
         started = time.perf_counter()
         if not args.report_only and _status(store, run_id) != "completed":
