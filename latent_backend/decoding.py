@@ -104,28 +104,8 @@ class TextDecoding:
             )
             logits, cache = out.logits[:, -1], out.past_key_values
             next_position = next_position + 1
-        results = []
-        for row, request in enumerate(requests):
-            reason: Literal["stop", "length"] = "length"
-            if (
-                len(tokens[row]) < request.max_new_tokens
-                or self._hit_stop(tokens[row], request)
-                or (grammars is not None and grammars.complete[row])
-            ):
-                reason = "stop"
-            results.append(
-                GenerationResult(
-                    text=final_text(self.decode(tokens[row]), request.stop),
-                    prompt_tokens=len(prompts[row]),
-                    generated_tokens=len(tokens[row]),
-                    finish_reason=reason,
-                    kv_positions=request.kv["positions"] if request.kv else 0,
-                    token_ids=tokens[row],
-                    prompt_text=texts[row],
-                    prompt_ids=prompts[row],
-                )
-            )
-        return results
+        complete = grammars.complete if grammars is not None else [False] * len(requests)
+        return finished_results(self, requests, tokens, complete, prompts, texts)
 
     def _chunked_prefill(
         self,
@@ -163,3 +143,37 @@ class TextDecoding:
             return False
         tail = self.tokenizer.decode(tokens[-16:], skip_special_tokens=True)
         return any(stop and stop in tail for stop in request.stop)
+
+
+def finished_results(
+    backend: Any,
+    requests: list[GenerationRequest],
+    tokens: list[list[int]],
+    complete: list[bool],
+    prompts: list[list[int]],
+    texts: list[str],
+) -> list[GenerationResult]:
+    """Each row's result once decoding ended (every backend's): "stop" when the row ended before its
+    budget, at a stop string or with its grammar complete, else "length". `backend` decodes token
+    ids (`decode`) and finds stop strings (`_hit_stop`)."""
+    results = []
+    for row, request in enumerate(requests):
+        stopped = (
+            len(tokens[row]) < request.max_new_tokens
+            or backend._hit_stop(tokens[row], request)
+            or complete[row]
+        )
+        reason: Literal["stop", "length"] = "stop" if stopped else "length"
+        results.append(
+            GenerationResult(
+                text=final_text(backend.decode(tokens[row]), request.stop),
+                prompt_tokens=len(prompts[row]),
+                generated_tokens=len(tokens[row]),
+                finish_reason=reason,
+                kv_positions=request.kv["positions"] if request.kv else 0,
+                token_ids=tokens[row],
+                prompt_text=texts[row],
+                prompt_ids=prompts[row],
+            )
+        )
+    return results

@@ -7,7 +7,6 @@ The answer extractors live in `tasks.answers` and are re-exported here for other
 
 from __future__ import annotations
 
-import copy
 import re
 import threading
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from tasks.answers import (
     parse_number,
 )
 from tasks.base import Grade, Task, TaskError, TaskItem
-from tasks.reference_rules import GRADINGS, reference_boxed_answer, reference_integer_equal
+from tasks.reference_rules import reference_boxed_answer, reference_integer_equal
 
 __all__ = [
     "ChoiceTask",
@@ -262,16 +261,6 @@ class MixedTask(Task):
 
     def prompt(self, item: TaskItem) -> str:
         return self.task_for(item).prompt(item)
-
-    def with_grading(self, grading: str) -> Task:
-        """This task graded by other rules (a copy; the shared instance is left as it is)."""
-        if grading not in GRADINGS:
-            raise TaskError(f"unknown grading {grading!r}; choose one of: {', '.join(GRADINGS)}")
-        if grading == self.grading:
-            return self
-        twin = copy.copy(self)
-        twin.grading = grading
-        return twin
 
     def instruction_for(self, item: TaskItem) -> str:
         return self.task_for(item).answer_instruction

@@ -22,13 +22,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from latent_backend import sampling
 from latent_backend.batching import MicroBatcher
+from latent_backend.decoding import finished_results
 from latent_backend.errors import PromptError
 from latent_backend.grammar import GrammarCompiler, GrammarRows, LLGuidanceCompiler
 from latent_backend.kv_store import KVStore
@@ -39,7 +39,6 @@ from latent_backend.llamacpp.realign import align, realignment
 from latent_backend.llamacpp.runtime import version
 from latent_backend.llamacpp.seq_state import SeqState
 from latent_backend.requests import GenerationRequest, GenerationResult, RolloutRequest, RolloutResult
-from latent_backend.streaming import final_text
 
 THINK_OPENER = "<think>"
 RIDGE_LAMBDA = 1e-5
@@ -260,28 +259,7 @@ class LlamaCppBackend:
             finally:
                 for row in range(len(requests)):
                     self.engine.clear(row)
-        results = []
-        for row, request in enumerate(requests):
-            reason: Literal["stop", "length"] = "length"
-            if (
-                len(tokens[row]) < request.max_new_tokens
-                or self._hit_stop(tokens[row], request)
-                or complete[row]
-            ):
-                reason = "stop"
-            results.append(
-                GenerationResult(
-                    text=final_text(self.decode(tokens[row]), request.stop),
-                    prompt_tokens=len(prompts[row]),
-                    generated_tokens=len(tokens[row]),
-                    finish_reason=reason,
-                    kv_positions=request.kv["positions"] if request.kv else 0,
-                    token_ids=tokens[row],
-                    prompt_text=texts[row],
-                    prompt_ids=prompts[row],
-                )
-            )
-        return results
+        return finished_results(self, requests, tokens, complete, prompts, texts)
 
     def _decode_loop(
         self, requests: list[GenerationRequest], prompts: list[list[int]], starts: list[int]
