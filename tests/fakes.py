@@ -14,7 +14,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langgraph.graph import END, START, StateGraph
 from pydantic import ConfigDict, PrivateAttr
+from typing_extensions import TypedDict
 
 Reply = Callable[[list[BaseMessage]], str]
 
@@ -138,3 +140,16 @@ class ScriptedChatModel(BaseChatModel):
             response_metadata={"model_name": "scripted-fake"},
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+# A one-node graph for saver and thread tests: each run adds 1 to `n`.
+class Counter(TypedDict):
+    n: int
+
+
+def counter_graph() -> StateGraph:
+    builder = StateGraph(Counter)
+    builder.add_node("step", lambda state: {"n": state["n"] + 1})
+    builder.add_edge(START, "step")
+    builder.add_edge("step", END)
+    return builder

@@ -4,27 +4,14 @@ import asyncio
 import sqlite3
 
 import torch
-from langgraph.graph import END, START, StateGraph
-from typing_extensions import TypedDict
 
 from latent_backend.kv_store import Entry, kv_store_for_db
 from runners.threads import delete_run, studio_checkpointer
 from storage.checkpoints import compile_with_saver, thread_config
 from storage.run_store import RunStore
+from tests.fakes import counter_graph
 
 LONG_RUN_ID = "r" * 100
-
-
-class Counter(TypedDict):
-    n: int
-
-
-def counter_graph() -> StateGraph:
-    builder = StateGraph(Counter)
-    builder.add_node("step", lambda state: {"n": state["n"] + 1})
-    builder.add_edge(START, "step")
-    builder.add_edge("step", END)
-    return builder
 
 
 def entry() -> Entry:

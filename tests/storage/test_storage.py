@@ -3,24 +3,12 @@ import sqlite3
 import pytest
 import torch
 from langgraph.graph import END, START, StateGraph
-from typing_extensions import TypedDict
 
 from latent_backend.kv_store import Entry, kv_store_for_db
 from runners.threads import delete_thread
 from storage.checkpoints import checkpointer, compile_with_saver, thread_config
 from storage.run_store import RunStore, RunStoreError
-
-
-class Counter(TypedDict):
-    n: int
-
-
-def counter_graph() -> StateGraph:
-    builder = StateGraph(Counter)
-    builder.add_node("step", lambda state: {"n": state["n"] + 1})
-    builder.add_edge(START, "step")
-    builder.add_edge("step", END)
-    return builder
+from tests.fakes import Counter, counter_graph
 
 
 def test_one_saver_per_database_in_wal_mode(db):
